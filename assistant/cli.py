@@ -1,0 +1,225 @@
+"""The `assistant` command line: parses arguments, runs a subcommand, maps errors to exit codes.
+
+Exit codes: 0 success, 2 bad usage or bad input, 1 an internal failure. Every error is one
+line on stderr that says what to do. Only this module prints; the library logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from . import __version__
+from .errors import AssistantError, NotAvailableYet, UsageError
+
+log = logging.getLogger("assistant")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see: {self.prog} --help)")
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", metavar="FILE", help="configuration file (default: $XDG_CONFIG_HOME/assistant/config.toml)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="assistant",
+        description="A local, private voice assistant: Qwen2-Audio hears you, Qwen2-VL reads your screen, "
+        "all on this machine through OpenVINO.",
+    )
+    parser.add_argument("--version", action="version", version=f"assistant {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser(
+        "run",
+        help="listen and answer out loud (the assistant itself)",
+        description="Listen to the microphone (or a wav file), answer spoken requests out loud.",
+    )
+    _add_config(run)
+    run.add_argument("--input", default="mic", metavar="mic|FILE.wav", help="audio source (default: mic)")
+    run.add_argument("--realtime", action="store_true", help="read --input FILE at real-time pace")
+    run.add_argument("--no-tray", action="store_true", help="do not show a tray icon")
+    run.add_argument("--events", metavar="FILE|-", help="write one JSON event per line to FILE or stdout")
+    run.add_argument("--exit-at-end", action="store_true", help="stop after the last request of --input FILE")
+
+    ask = sub.add_parser(
+        "ask",
+        help="ask one question about audio, images, video or the screen",
+        description="One request from the terminal; the answer streams to stdout.",
+    )
+    ask.add_argument("--audio", metavar="WAV", help="spoken request or audio to analyse")
+    ask.add_argument("--image", metavar="IMG", action="append", default=[], help="image (repeatable)")
+    ask.add_argument("--video", metavar="PATH", action="append", default=[], help="video file or frame folder")
+    ask.add_argument("--screen", action="store_true", help="take a screenshot and ask about it")
+    ask.add_argument("--text", metavar='"..."', help="text question")
+    ask.add_argument("--greedy", action="store_true", help="greedy decoding (same answer every time)")
+    ask.add_argument("--max-new-tokens", type=int, metavar="N", help="longest answer in tokens")
+    ask.add_argument("--json", action="store_true", help="print one JSON object with text, route and timings")
+    ask.add_argument("--no-speak", action="store_true", help="do not speak the answer")
+    _add_config(ask)
+
+    convert = sub.add_parser(
+        "convert",
+        help="download and convert the models to OpenVINO INT4",
+        description="Convert Qwen2-Audio and/or Qwen2-VL into OpenVINO IR with NNCF weight compression.",
+    )
+    convert.add_argument("target", choices=["audio", "vl", "all"], help="which model")
+    convert.add_argument("--source", metavar="HF_ID_OR_DIR", help="hub id or local checkpoint folder")
+    convert.add_argument("--out", metavar="DIR", help="output folder (default: the configured model folder)")
+    convert.add_argument(
+        "--weights",
+        choices=["int4", "int8", "fp16", "f32"],
+        default="int4",
+        help="language-model weights (default: int4)",
+    )
+    convert.add_argument("--group-size", type=int, default=128, metavar="N", help="INT4 group size (default: 128)")
+    convert.add_argument("--ratio", type=float, default=1.0, metavar="R", help="share of INT4 layers (default: 1.0)")
+    convert.add_argument("--sym", action="store_true", help="symmetric INT4 instead of asymmetric")
+    convert.add_argument("--force", action="store_true", help="rebuild even if an identical conversion exists")
+    _add_config(convert)
+
+    devices = sub.add_parser(
+        "devices",
+        help="list audio and OpenVINO devices",
+        description="List audio input/output devices and OpenVINO devices.",
+    )
+    _add_config(devices)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check that everything the assistant needs is here",
+        description="Check Python packages, OpenVINO, audio, display, tray, voices, models "
+        "and memory. Exit 0 when all that is needed is present, 1 otherwise.",
+    )
+    _add_config(doctor)
+
+    selftest = sub.add_parser(
+        "selftest",
+        help="run a spoken question through every stage on tiny models",
+        description="Build tiny random models, speak a question, and run it through "
+        "VAD, transcript, routing, model and voice.",
+    )
+    _add_config(selftest)
+
+    service = sub.add_parser(
+        "service", help="start the assistant at login", description="Install, remove or inspect the login service."
+    )
+    service.add_argument("action", choices=["install", "uninstall", "status"])
+    service.add_argument(
+        "--kind",
+        choices=["systemd", "autostart", "launchd", "windows"],
+        help="kind of login integration (default: the platform's usual one)",
+    )
+    return parser
+
+
+def _not_yet(what: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        raise NotAvailableYet(f"'assistant {args.command}' is not available yet in this version ({what})")
+
+    return handler
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from .audio.devices import AudioUnavailable, list_audio_devices
+    from .models.ov_devices import list_openvino_devices
+
+    print("Audio devices:")
+    try:
+        audio = list_audio_devices()
+    except AudioUnavailable as exc:
+        audio = []
+        print(f"  (none: {exc})")
+    else:
+        if not audio:
+            print("  (none: no sound card or sound server found)")
+    for d in audio:
+        roles = []
+        if d.max_input_channels:
+            roles.append(f"in {d.max_input_channels}ch" + (" default" if d.is_default_input else ""))
+        if d.max_output_channels:
+            roles.append(f"out {d.max_output_channels}ch" + (" default" if d.is_default_output else ""))
+        print(f"  [{d.index}] {d.name} ({d.host_api}; {', '.join(roles)}; {d.default_samplerate:.0f} Hz)")
+    print("OpenVINO devices:")
+    try:
+        ov_devices = list_openvino_devices()
+    except Exception as exc:  # OpenVINO's errors are plain RuntimeErrors
+        raise AssistantError(f"OpenVINO cannot list devices ({exc}); reinstall with bash scripts/install.sh") from None
+    for od in ov_devices:
+        print(f"  {od.name}: {od.full_name}")
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .config import load_settings
+    from .doctor import Status, run_checks
+
+    settings = load_settings(args.config)
+    findings = run_checks(settings)
+    width = max(len(f.topic) for f in findings)
+    for f in findings:
+        print(f"{f.status.value:8} {f.topic:{width}}  {f.detail}")
+        if f.fix and f.status is not Status.OK:
+            print(f"{'':8} {'':{width}}  -> {f.fix}")
+    problems = sum(f.status is Status.PROBLEM for f in findings)
+    warnings = sum(f.status is Status.WARNING for f in findings)
+    print(f"\n{problems} problem(s), {warnings} warning(s).", "Ready." if not problems else "Not ready.")
+    return 1 if problems else 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _not_yet("the listening service arrives with the service release"),
+    "ask": _not_yet("one-shot questions arrive with the inference release"),
+    "convert": _not_yet("model conversion arrives with the conversion release"),
+    "devices": _cmd_devices,
+    "doctor": _cmd_doctor,
+    "selftest": _not_yet("the self-test arrives with the service release"),
+    "service": _not_yet("login integration arrives with the login-service release"),
+}
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    verbose = False
+    try:
+        args = parser.parse_args(argv)
+        verbose = args.verbose
+        _setup_logging(verbose)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return HANDLERS[args.command](args)
+    except AssistantError as exc:
+        print(f"assistant: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("assistant: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if verbose:
+            log.exception("internal error")
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        print(
+            f"assistant: internal error: {type(exc).__name__}: {detail} (run with --verbose for details)",
+            file=sys.stderr,
+        )
+        return 1

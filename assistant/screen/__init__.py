@@ -1,0 +1,1 @@
+"""Screen capture: which display server runs, and screenshots from it."""

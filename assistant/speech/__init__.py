@@ -1,0 +1,1 @@
+"""Speech output: voices, synthesis, sentence-by-sentence playback."""

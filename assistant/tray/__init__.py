@@ -1,0 +1,1 @@
+"""The tray icon: state out of the loop, commands into it."""

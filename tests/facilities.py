@@ -1,0 +1,151 @@
+"""Real OS facilities for tests, started by the tests themselves and stopped by PID.
+
+- `xvfb()`: an X server on a free display number (Xvfb -displayfd), DISPLAY for it.
+- `tray_host(display)`: trayer, an X11 system tray, on that display.
+- `pulse_virtual_mic()`: a private PulseAudio server with a 16 kHz mono null sink whose
+  monitor is the default source; audio played into the sink is what the "microphone" hears.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def require(*programs: str) -> None:
+    """Skip outside CI when a system program is missing; in CI a missing program is a failure."""
+    missing = [p for p in programs if shutil.which(p) is None]
+    if not missing:
+        return
+    message = f"missing system programs: {', '.join(missing)} (install with: bash scripts/install.sh --test)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def xvfb(width: int = 1280, height: int = 720) -> Iterator[str]:
+    """Start Xvfb; yield its DISPLAY string (":N")."""
+    require("Xvfb")
+    read_fd, write_fd = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{width}x{height}x24", "-noreset", "-nolisten", "tcp"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    try:
+        ready, _, _ = select.select([read_fd], [], [], 15)
+        number = os.read(read_fd, 64).decode().strip() if ready else ""
+        if not number:
+            raise RuntimeError("Xvfb did not report a display number")
+        yield f":{number}"
+    finally:
+        os.close(read_fd)
+        _stop(proc)
+
+
+@contextlib.contextmanager
+def tray_host(display: str) -> Iterator[subprocess.Popen]:
+    """Start trayer on `display` and wait until it owns the system-tray selection."""
+    require("trayer")
+    from assistant.tray.probe import x11_tray_host
+
+    env = {**os.environ, "DISPLAY": display}
+    proc = subprocess.Popen(
+        ["trayer", "--edge", "top", "--align", "right", "--height", "24"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(lambda: x11_tray_host(display) is True, 10, "trayer to own the system tray")
+        yield proc
+    finally:
+        _stop(proc)
+
+
+@dataclass(frozen=True)
+class PulseServer:
+    server: str  # PULSE_SERVER value
+    sink: str  # play into this sink and the microphone hears it
+    source: str  # the default source (the sink's monitor)
+
+    def env(self) -> dict[str, str]:
+        return {"PULSE_SERVER": self.server}
+
+
+@contextlib.contextmanager
+def pulse_virtual_mic(sink: str = "virtual_mic") -> Iterator[PulseServer]:
+    require("pulseaudio", "pactl")
+    runtime = Path(tempfile.mkdtemp(prefix="assistant-pulse-"))
+    socket = runtime / "native"
+    env = {**os.environ, "PULSE_RUNTIME_PATH": str(runtime), "HOME": str(runtime)}
+    env.pop("PULSE_SERVER", None)
+    proc = subprocess.Popen(
+        [
+            "pulseaudio",
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--use-pid-file=no",
+            "-L",
+            f"module-native-protocol-unix socket={socket} auth-anonymous=1",
+            "-L",
+            f"module-null-sink sink_name={sink} rate=16000 channels=1 format=s16le",
+            "-L",
+            "module-always-sink",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = PulseServer(server=f"unix:{socket}", sink=sink, source=f"{sink}.monitor")
+    client_env = {**os.environ, **server.env()}
+    try:
+        _wait_for(
+            lambda: (
+                proc.poll() is None
+                and subprocess.run(["pactl", "info"], env=client_env, capture_output=True).returncode == 0
+            ),
+            15,
+            "PulseAudio to accept clients",
+        )
+        subprocess.run(["pactl", "set-default-source", server.source], env=client_env, check=True)
+        subprocess.run(["pactl", "set-default-sink", sink], env=client_env, check=True)
+        yield server
+    finally:
+        _stop(proc)
+        shutil.rmtree(runtime, ignore_errors=True)
