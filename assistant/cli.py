@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
@@ -76,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("target", choices=["audio", "vl", "all"], help="which model")
     convert.add_argument("--source", metavar="HF_ID_OR_DIR", help="hub id or local checkpoint folder")
-    convert.add_argument("--out", metavar="DIR", help="output folder (default: the configured model folder)")
+    convert.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (default: the configured model folder; with 'all', the folder both go into)",
+    )
     convert.add_argument(
         "--weights",
         choices=["int4", "int8", "fp16", "f32"],
@@ -161,6 +166,46 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .config import load_settings
+
+    settings = load_settings(args.config)
+    targets = ["audio", "vl"] if args.target == "all" else [args.target]
+    if args.target == "all" and args.source:
+        raise UsageError("--source names one checkpoint; use it with 'convert audio' or 'convert vl'")
+    from .models.convert import convert_model
+    from .models.convert.compression import compression_from_options
+
+    compression = compression_from_options(args.weights, args.group_size, args.ratio, args.sym)
+    for target in targets:
+        kind = "qwen2-audio" if target == "audio" else "qwen2-vl"
+        source = args.source or (settings.models.audio_source if target == "audio" else settings.models.vl_source)
+        out = settings.models.audio_dir if target == "audio" else settings.models.vl_dir
+        if args.out:  # with "all", --out is the folder both models go into
+            out = Path(args.out) / out.name if args.target == "all" else Path(args.out)
+        result = convert_model(
+            kind,
+            source,
+            out,
+            compression,
+            full_precision=args.weights == "f32",
+            force=args.force,
+            progress=lambda message, target=target: print(f"[convert {target}] {message}", file=sys.stderr, flush=True),
+        )
+        verb = "Already converted" if result.skipped else f"Converted in {result.seconds:.1f} s"
+        print(f"{verb}: {kind} from {result.manifest.source} -> {result.folder}")
+        lm = result.manifest.compression.get("language_model", {})
+        print(
+            f"  language model weights: {lm.get('mode')}"
+            + (f", group {lm['group_size']}, ratio {lm['ratio']}" if "group_size" in lm else "")
+            + f"; encoders: {result.manifest.compression.get('encoders')}"
+        )
+        for sub in result.manifest.submodels:
+            print(f"  {sub.name:24} {sub.bytes / 2**20:10.1f} MiB  {sub.xml}")
+        print(f"  total {result.manifest.weight_bytes / 2**30:.2f} GiB")
+    return 0
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from .config import load_settings
     from .doctor import Status, run_checks
@@ -181,7 +226,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _not_yet("the listening service arrives with the service release"),
     "ask": _not_yet("one-shot questions arrive with the inference release"),
-    "convert": _not_yet("model conversion arrives with the conversion release"),
+    "convert": _cmd_convert,
     "devices": _cmd_devices,
     "doctor": _cmd_doctor,
     "selftest": _not_yet("the self-test arrives with the service release"),

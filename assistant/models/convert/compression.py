@@ -1,0 +1,86 @@
+"""NNCF weight compression of the language model, as the article configures it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ...errors import UsageError
+
+log = logging.getLogger(__name__)
+
+# `--weights` choices of the command line.
+WEIGHT_CHOICES = ("int4", "int8", "fp16", "f32")
+
+
+def compression_from_options(weights: str, group_size: int, ratio: float, sym: bool) -> dict[str, Any] | None:
+    """The article's NNCF dict for `--weights int4|int8`; None (no compression) for fp16/f32."""
+    import nncf
+
+    if weights == "int4":
+        if group_size < 1 and group_size != -1:
+            raise UsageError(f"--group-size must be a positive number (or -1 for per-channel), got {group_size}")
+        if not 0.0 < ratio <= 1.0:
+            raise UsageError(f"--ratio must be in (0, 1], got {ratio}")
+        mode = nncf.CompressWeightsMode.INT4_SYM if sym else nncf.CompressWeightsMode.INT4_ASYM
+        return {"mode": mode, "group_size": group_size, "ratio": ratio}
+    if weights == "int8":
+        return {"mode": nncf.CompressWeightsMode.INT8_SYM if sym else nncf.CompressWeightsMode.INT8_ASYM}
+    if weights in ("fp16", "f32"):
+        return None
+    raise UsageError(f"--weights must be one of {', '.join(WEIGHT_CHOICES)}, got {weights!r}")
+
+
+def describe(config: dict[str, Any] | None) -> dict[str, Any]:
+    """A JSON-friendly form of an NNCF compression dict, for the manifest and for comparisons."""
+    if config is None:
+        return {"mode": "none"}
+    out = {}
+    for key, value in sorted(config.items()):
+        if hasattr(value, "value"):  # NNCF enums
+            value = value.value
+        elif not isinstance(value, (str, int, float, bool, type(None), list, dict)):
+            value = repr(value)
+        out[key] = value
+    return out
+
+
+def language_model_input_channels(config: dict[str, Any]) -> set[int]:
+    """Input channels of the decoder's linear layers, from a checkpoint's config.json."""
+    text = config.get("text_config") or config
+    hidden = int(text["hidden_size"])
+    heads = int(text["num_attention_heads"])
+    head_dim = int(text.get("head_dim") or hidden // heads)
+    return {hidden, heads * head_dim, int(text["intermediate_size"])}
+
+
+def check_group_size(config: dict[str, Any], compression: dict[str, Any] | None) -> None:
+    """Refuse a group size that does not divide every compressed layer's input channels.
+
+    Checked from config.json before anything is loaded; NNCF would otherwise fail deep
+    inside, or silently fall back, depending on its version.
+    """
+    if compression is None or "group_size" not in compression or compression.get("group_size_fallback_mode"):
+        return
+    group = int(compression["group_size"])
+    if group <= 0:
+        return
+    channels = language_model_input_channels(config)
+    bad = {c for c in channels if c % group}
+    if bad:
+        divisors = [g for g in (128, 64, 32, 16) if all(c % g == 0 for c in channels)]
+        hint = f"use --group-size {divisors[0]}" if divisors else "use --group-size -1 (per channel)"
+        raise UsageError(
+            f"INT4 group size {group} does not divide the language model's input channels "
+            f"({', '.join(map(str, sorted(bad)))}); {hint}"
+        )
+
+
+def compress_weights(model, config: dict[str, Any] | None):
+    """Apply NNCF to an OpenVINO model (returns it unchanged for None)."""
+    if config is None:
+        return model
+    import nncf
+
+    log.info("compressing weights: %s", describe(config))
+    return nncf.compress_weights(model, **config)
