@@ -34,3 +34,43 @@ def tiny_qwen2audio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from assistant.testing import build_tiny_qwen2audio
 
     return build_tiny_qwen2audio(tmp_path_factory.mktemp("tiny-qwen2audio"))
+
+
+@pytest.fixture(scope="session")
+def vl_f32(tiny_qwen2vl_dir, tmp_path_factory) -> Path:
+    """The tiny Qwen2-VL converted with f32 weights (for exact comparisons with PyTorch)."""
+    from assistant.models import convert_qwen2vl_model
+
+    out = tmp_path_factory.mktemp("convert") / "vl-f32"
+    convert_qwen2vl_model(tiny_qwen2vl_dir, out, None, full_precision=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def audio_f32(tiny_qwen2audio_dir, tmp_path_factory) -> Path:
+    """The tiny Qwen2-Audio converted with f32 weights."""
+    from assistant.models import convert_qwen2audio_model
+
+    out = tmp_path_factory.mktemp("convert") / "audio-f32"
+    convert_qwen2audio_model(tiny_qwen2audio_dir, out, None, full_precision=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def vl_torch(tiny_qwen2vl_dir):
+    """The tiny Qwen2-VL in PyTorch (f32) and its processor: the reference."""
+    import torch
+    from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
+
+    model = Qwen2VLForConditionalGeneration.from_pretrained(tiny_qwen2vl_dir, dtype=torch.float32).eval()
+    return model, AutoProcessor.from_pretrained(tiny_qwen2vl_dir)
+
+
+@pytest.fixture(scope="session")
+def audio_torch(tiny_qwen2audio_dir):
+    """The tiny Qwen2-Audio in PyTorch (f32) and its processor."""
+    import torch
+    from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
+
+    model = Qwen2AudioForConditionalGeneration.from_pretrained(tiny_qwen2audio_dir, dtype=torch.float32).eval()
+    return model, AutoProcessor.from_pretrained(tiny_qwen2audio_dir)

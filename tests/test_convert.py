@@ -24,36 +24,6 @@ EXACT = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
 TOLERANCE = 1e-4
 
 
-@pytest.fixture(scope="module")
-def vl_f32(tiny_qwen2vl_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("convert") / "vl-f32"
-    convert_qwen2vl_model(tiny_qwen2vl_dir, out, None, full_precision=True)
-    return out
-
-
-@pytest.fixture(scope="module")
-def audio_f32(tiny_qwen2audio_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("convert") / "audio-f32"
-    convert_qwen2audio_model(tiny_qwen2audio_dir, out, None, full_precision=True)
-    return out
-
-
-@pytest.fixture(scope="module")
-def vl_torch(tiny_qwen2vl_dir):
-    from transformers import AutoProcessor, Qwen2VLForConditionalGeneration
-
-    model = Qwen2VLForConditionalGeneration.from_pretrained(tiny_qwen2vl_dir, dtype=torch.float32).eval()
-    return model, AutoProcessor.from_pretrained(tiny_qwen2vl_dir)
-
-
-@pytest.fixture(scope="module")
-def audio_torch(tiny_qwen2audio_dir):
-    from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
-
-    model = Qwen2AudioForConditionalGeneration.from_pretrained(tiny_qwen2audio_dir, dtype=torch.float32).eval()
-    return model, AutoProcessor.from_pretrained(tiny_qwen2audio_dir)
-
-
 def compiled(folder, filename, config=EXACT):
     return ov.Core().compile_model(folder / filename, "CPU", config)
 

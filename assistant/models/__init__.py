@@ -11,6 +11,8 @@ from typing import Any
 _LAZY = {
     "convert_qwen2vl_model": "assistant.models.convert",
     "convert_qwen2audio_model": "assistant.models.convert",
+    "OVQwen2VLModel": "assistant.models.qwen2vl",
+    "OVQwen2AudioModel": "assistant.models.qwen2audio",
 }
 
 

@@ -1,0 +1,158 @@
+"""One generation engine over a stateful OpenVINO language model, shared by both models.
+
+The language model keeps its KV cache as state inside the infer request. The engine
+remembers which token ids that state holds, so a later call whose prompt starts with them
+(the next turn of a conversation) prefills only the new tokens: earlier images and audio
+are neither re-encoded nor re-attended from scratch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .sampling import SamplingSettings, next_token
+
+log = logging.getLogger(__name__)
+
+
+class Streamer(Protocol):
+    """transformers' streamer protocol (TextStreamer, TextIteratorStreamer): put(ids), end()."""
+
+    def put(self, value: Any) -> None: ...
+
+    def end(self) -> None: ...
+
+
+@dataclass
+class GenerationRequest:
+    """Everything a model class hands the engine for one generate call."""
+
+    input_ids: np.ndarray  # [prompt_len] int64, the whole conversation so far
+    embed_prompt: Callable[[int], np.ndarray]  # first index -> [1, n, hidden] for input_ids[first:]
+    embed_tokens: Callable[[list[int]], np.ndarray]  # generated text tokens -> [1, n, hidden]
+    positions: Callable[[int, int], np.ndarray]  # (sequence index, count) -> position_ids for them
+    sampling: SamplingSettings
+    max_new_tokens: int
+    stop_ids: frozenset[int]
+    streamer: Streamer | None = None
+    on_token: Callable[[int], None] | None = None
+    cancel: threading.Event | None = None
+    seed: int | None = None
+    # Moves a reusable prefix length back to the start of an image/audio span it would cut.
+    safe_prefix: Callable[[int], int] = lambda n: n
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens whose KV cache came from an earlier call
+    new_tokens: int = 0
+    prefill_s: float = 0.0
+    first_token_s: float = 0.0  # from the call's start
+    decode_s: float = 0.0
+    cancelled: bool = False
+    stopped_on: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ms_per_token(self) -> float:
+        return 1000 * self.decode_s / max(1, self.new_tokens - 1)
+
+
+class StatefulDecoder:
+    """A compiled stateful language model and the token ids its state currently holds."""
+
+    def __init__(self, compiled_model: Any):
+        self.request = compiled_model.create_infer_request()
+        self.cached_ids: list[int] = []
+        self._batch = np.zeros(1, np.int32)
+
+    def reset(self) -> None:
+        self.request.reset_state()
+        self.cached_ids = []
+
+    def common_prefix(self, input_ids: Sequence[int]) -> int:
+        """How many leading prompt tokens the state already holds (at least one token is left to run)."""
+        limit = min(len(self.cached_ids), len(input_ids) - 1)
+        n = 0
+        while n < limit and self.cached_ids[n] == input_ids[n]:
+            n += 1
+        return n
+
+    def keep(self, n: int) -> None:
+        """Cut the state back to its first `n` tokens (a conversation that diverged after them)."""
+        if n == 0:
+            self.reset()
+            return
+        if n == len(self.cached_ids):
+            return
+        import openvino as ov
+
+        for state in self.request.query_state():  # [batch, kv_heads, seq, head_dim]
+            state.state = ov.Tensor(np.ascontiguousarray(state.state.data[:, :, :n]))
+        del self.cached_ids[n:]
+
+    def forward(self, embeds: np.ndarray, position_ids: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+        """Run `embeds` (the tokens `ids`) after the cached ones; return the last position's logits."""
+        total = len(self.cached_ids) + embeds.shape[1]
+        self.request.infer(
+            {
+                "inputs_embeds": embeds,
+                "attention_mask": np.ones((1, total), np.int64),
+                "position_ids": position_ids,
+                "beam_idx": self._batch,
+            }
+        )
+        self.cached_ids.extend(int(i) for i in ids)
+        return self.request.get_tensor("logits").data[0, -1]
+
+
+def run_generation(decoder: StatefulDecoder, req: GenerationRequest, stats: GenerationStats) -> Iterator[int]:
+    """Prefill the prompt (reusing the cached prefix), then yield new token ids one by one."""
+    started = time.perf_counter()
+    ids = [int(i) for i in req.input_ids]
+    reuse = req.safe_prefix(decoder.common_prefix(ids))
+    decoder.keep(reuse)
+    stats.prompt_tokens, stats.reused_tokens = len(ids), reuse
+    rng = np.random.default_rng(req.seed)
+    if req.streamer is not None:
+        req.streamer.put(np.asarray([ids], dtype=np.int64))
+    generated: list[int] = []
+    try:
+        embeds = req.embed_prompt(reuse)
+        logits = decoder.forward(embeds, req.positions(reuse, len(ids) - reuse), ids[reuse:])
+        stats.prefill_s = time.perf_counter() - started
+        decode_started = time.perf_counter()
+        while len(generated) < req.max_new_tokens:
+            if req.cancel is not None and req.cancel.is_set():
+                stats.cancelled = True
+                break
+            token = next_token(logits, ids + generated, req.sampling, rng)
+            generated.append(token)
+            if len(generated) == 1:
+                stats.first_token_s = time.perf_counter() - started
+                decode_started = time.perf_counter()
+            if req.streamer is not None:
+                req.streamer.put(np.asarray([token], dtype=np.int64))
+            if req.on_token is not None:
+                req.on_token(token)
+            yield token
+            if token in req.stop_ids:
+                stats.stopped_on = token
+                break
+            if len(generated) == req.max_new_tokens:
+                break
+            position = len(ids) + len(generated) - 1
+            logits = decoder.forward(req.embed_tokens([token]), req.positions(position, 1), [token])
+        stats.decode_s = time.perf_counter() - decode_started
+        stats.new_tokens = len(generated)
+    finally:
+        if req.streamer is not None:
+            req.streamer.end()

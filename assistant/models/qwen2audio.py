@@ -1,0 +1,92 @@
+"""OVQwen2AudioModel: Qwen2-Audio on OpenVINO, called like transformers' model (`generate(**inputs)`).
+
+The encoder runs on each clip's real mel frames (plus the padding frames its edge
+convolutions see), not on the processor's 30 s of padding: a 4 s question costs 4 s of
+encoder work, with outputs equal to the padded run's valid ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .audio_frames import encoder_input_frames, valid_audio_tokens
+from .base import OVModelBase, as_numpy, outside_spans, single_row, token_runs
+from .engine import GenerationRequest
+
+
+class OVQwen2AudioModel(OVModelBase):
+    kind = "qwen2-audio"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.audio_token_id = int(self.config.get("audio_token_index", self.config.get("audio_token_id")))
+        self._encoder_request = self._compiled["audio_encoder"].create_infer_request()
+        self._projection_request = self._compiled["audio_projection"].create_infer_request()
+
+    def encode_audio(self, features: np.ndarray, valid_frames: int) -> np.ndarray:
+        """[tokens, hidden] language-model embeddings of one clip's log-mel features [128, frames]."""
+        given = encoder_input_frames(valid_frames, features.shape[-1])
+        states = self._encoder_request.infer({"input_features": features[None, :, :given]})[0]
+        states = states[:, : valid_audio_tokens(valid_frames)]
+        return self._projection_request.infer({"audio_features": states})[0][0].copy()
+
+    def _request(
+        self,
+        inputs: dict[str, Any],
+        max_new_tokens: int,
+        do_sample: bool | None,
+        streamer: Any,
+        options: dict[str, Any],
+    ) -> GenerationRequest:
+        ids = single_row(inputs.get("input_ids"))
+        features = as_numpy(inputs.get("input_features"), np.float32)
+        mask = as_numpy(inputs.get("feature_attention_mask"), np.int64)
+        spans = token_runs(ids == self.audio_token_id)
+        if spans and features is None:
+            raise ValueError("the prompt has audio tokens but no input_features")
+        if features is not None:
+            features = features.reshape(-1, features.shape[-2], features.shape[-1])
+            if len(spans) != len(features):
+                raise ValueError(f"{len(spans)} audio placeholders for {len(features)} audio clips")
+        valid = (
+            [int(m.sum()) for m in mask.reshape(len(features), -1)]
+            if mask is not None and features is not None
+            else [f.shape[-1] for f in (features if features is not None else [])]
+        )
+
+        def embed_prompt(first: int) -> np.ndarray:
+            embeds = self.embed_text(ids[first:])
+            for k, (start, end) in enumerate(spans):
+                if start < first:
+                    continue  # already in the KV cache from an earlier turn: not encoded again
+                audio = self.encode_audio(features[k], valid[k])
+                if len(audio) != end - start:
+                    raise ValueError(f"{end - start} audio placeholder tokens for {len(audio)} audio tokens")
+                embeds[0, start - first : end - first] = audio
+            return embeds
+
+        def position_ids(start: int, count: int) -> np.ndarray:
+            return np.arange(start, start + count, dtype=np.int64).reshape(1, count)
+
+        return GenerationRequest(
+            input_ids=ids,
+            embed_prompt=embed_prompt,
+            embed_tokens=self.embed_text,
+            positions=position_ids,
+            safe_prefix=outside_spans(spans),
+            sampling=self.sampling(
+                do_sample,
+                options.get("temperature"),
+                options.get("top_p"),
+                options.get("top_k"),
+                options.get("repetition_penalty"),
+            ),
+            max_new_tokens=max_new_tokens,
+            stop_ids=self.stop_ids(),
+            streamer=streamer,
+            on_token=options.get("on_token"),
+            cancel=options.get("cancel"),
+            seed=options.get("seed"),
+        )

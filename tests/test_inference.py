@@ -1,0 +1,203 @@
+"""OVQwen2VLModel and OVQwen2AudioModel against transformers' PyTorch generate, token for token
+(tiny checkpoints, f32 IR, f32 execution): images, video, voice chat, analysis, two turns;
+streaming, cancellation, and multi-turn KV-cache reuse.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from assistant.models import OVQwen2AudioModel, OVQwen2VLModel
+
+from speech import SAMPLE_RATE, spoken
+
+pytestmark = pytest.mark.slow
+
+EXACT = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
+NEW_TOKENS = 12
+
+
+@pytest.fixture(scope="module")
+def ov_vl(vl_f32):
+    return OVQwen2VLModel(vl_f32, ov_config=EXACT)
+
+
+@pytest.fixture(scope="module")
+def ov_audio(audio_f32):
+    return OVQwen2AudioModel(audio_f32, ov_config=EXACT)
+
+
+def picture(width, height, seed):
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def torch_generate(model, inputs, new_tokens=NEW_TOKENS):
+    with torch.no_grad():
+        return model.generate(**inputs, max_new_tokens=new_tokens, do_sample=False)[0].tolist()
+
+
+def vl_inputs(processor, content, tensors="pt", history=()):
+    messages = [*history, {"role": "user", "content": content}]
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    images = [
+        c["image"] for m in messages if isinstance(m["content"], list) for c in m["content"] if c["type"] == "image"
+    ]
+    videos = [
+        c["video"] for m in messages if isinstance(m["content"], list) for c in m["content"] if c["type"] == "video"
+    ]
+    return processor(text=[text], images=images or None, videos=videos or None, return_tensors=tensors)
+
+
+VL_CASES = {
+    "one image": [{"type": "image", "image": picture(112, 84, 1)}, {"type": "text", "text": "What is this?"}],
+    "two images": [
+        {"type": "image", "image": picture(112, 84, 1)},
+        {"type": "image", "image": picture(56, 140, 2)},
+        {"type": "text", "text": "Compare them."},
+    ],
+    "video frames": [
+        {"type": "video", "video": [picture(84, 56, s) for s in range(4)]},
+        {"type": "text", "text": "What happens?"},
+    ],
+    "text only": [{"type": "text", "text": "Hello there"}],
+}
+
+
+@pytest.mark.parametrize("case", list(VL_CASES))
+def test_vl_greedy_equals_pytorch(ov_vl, vl_torch, case):
+    model, processor = vl_torch
+    inputs = vl_inputs(processor, VL_CASES[case])
+    expected = torch_generate(model, inputs)
+    ov_vl.reset()
+    got = ov_vl.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    assert isinstance(got, torch.Tensor)  # torch in, torch out, like transformers
+    assert got[0].tolist() == expected
+    assert len(expected) > inputs["input_ids"].shape[1]
+
+
+def test_vl_accepts_numpy_processor_outputs(ov_vl, vl_torch):
+    model, processor = vl_torch
+    expected = torch_generate(model, vl_inputs(processor, VL_CASES["one image"]))
+    got = ov_vl.generate(
+        **vl_inputs(processor, VL_CASES["one image"], tensors="np"), max_new_tokens=NEW_TOKENS, do_sample=False
+    )
+    assert isinstance(got, np.ndarray) and got[0].tolist() == expected
+
+
+def audio_inputs(processor, content, history=(), tensors="pt"):
+    messages = [*history, {"role": "user", "content": content}]
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    audios = [
+        c["audio"] for m in messages if isinstance(m["content"], list) for c in m["content"] if c["type"] == "audio"
+    ]
+    return processor(text=text, audio=audios or None, sampling_rate=SAMPLE_RATE, return_tensors=tensors)
+
+
+@pytest.fixture(scope="module")
+def question():
+    return spoken("What is the capital of Peru?", seconds=3.0)
+
+
+@pytest.mark.parametrize("case", ["voice chat", "analysis"])
+def test_audio_greedy_equals_pytorch(ov_audio, audio_torch, question, case):
+    model, processor = audio_torch
+    content = [{"type": "audio", "audio": question}]
+    if case == "analysis":
+        content.append({"type": "text", "text": "What language is spoken?"})
+    inputs = audio_inputs(processor, content)
+    expected = torch_generate(model, inputs)
+    ov_audio.reset()
+    got = ov_audio.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist()
+    assert got == expected
+    assert ov_audio.last_stats.prompt_tokens == inputs["input_ids"].shape[1]
+
+
+def test_two_turn_voice_conversation_reuses_the_cache_and_equals_pytorch(ov_audio, audio_torch, question, monkeypatch):
+    model, processor = audio_torch
+    first_content = [{"type": "audio", "audio": question}]
+    first = audio_inputs(processor, first_content)
+    ov_audio.reset()
+    answer_ids = ov_audio.generate(**first, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist()
+    answer = processor.tokenizer.decode(answer_ids[first["input_ids"].shape[1] :], skip_special_tokens=True)
+    history = [{"role": "user", "content": first_content}, {"role": "assistant", "content": answer}]
+    follow_up = spoken("And of Chile?", seconds=1.5)
+    second = audio_inputs(processor, [{"type": "audio", "audio": follow_up}], history=history)
+    expected = torch_generate(model, second)  # PyTorch recomputes the whole conversation
+    encoded = []
+    original = ov_audio.encode_audio
+    monkeypatch.setattr(ov_audio, "encode_audio", lambda *a: encoded.append(a) or original(*a))
+    got = ov_audio.generate(**second, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist()
+    assert got == expected
+    # The first turn's prompt (with its audio) comes from the KV cache; only the new clip is encoded.
+    assert ov_audio.last_stats.reused_tokens >= first["input_ids"].shape[1]
+    assert len(encoded) == 1
+
+
+def test_two_turn_image_conversation_equals_pytorch(ov_vl, vl_torch):
+    model, processor = vl_torch
+    first_content = VL_CASES["one image"]
+    first = vl_inputs(processor, first_content)
+    ov_vl.reset()
+    ids = ov_vl.generate(**first, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist()
+    answer = processor.tokenizer.decode(ids[first["input_ids"].shape[1] :], skip_special_tokens=True)
+    history = [{"role": "user", "content": first_content}, {"role": "assistant", "content": answer}]
+    second = vl_inputs(processor, [{"type": "text", "text": "Describe the colours."}], history=history)
+    expected = torch_generate(model, second)
+    got = ov_vl.generate(**second, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist()
+    assert got == expected
+
+
+def test_streaming_gives_the_same_text_with_a_transformers_text_streamer(ov_vl, vl_torch, capsys):
+    from transformers import TextStreamer
+
+    _, processor = vl_torch
+    inputs = vl_inputs(processor, VL_CASES["one image"])
+    ov_vl.reset()
+    plain = ov_vl.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)[0]
+    text = processor.tokenizer.decode(plain[inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    capsys.readouterr()
+    streamer = TextStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    streamed = ov_vl.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False, streamer=streamer)[0]
+    assert streamed.tolist() == plain.tolist()
+    assert capsys.readouterr().out.strip() == text.strip()
+    seen = []
+    tokens = list(ov_vl.iter_generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False, on_token=seen.append))
+    assert tokens == seen == plain[inputs["input_ids"].shape[1] :].tolist()
+
+
+def test_cancellation_stops_within_one_token(ov_audio, audio_torch, question):
+    _, processor = audio_torch
+    inputs = audio_inputs(processor, [{"type": "audio", "audio": question}], tensors="np")
+    cancel = threading.Event()
+    produced = []
+
+    def on_token(token):
+        produced.append(token)
+        if len(produced) == 3:
+            cancel.set()  # as another thread would, between two tokens
+
+    ov_audio.reset()
+    out = ov_audio.generate(
+        **inputs, max_new_tokens=50, do_sample=False, on_token=on_token, cancel=cancel, repetition_penalty=1.0
+    )
+    new = out.shape[1] - inputs["input_ids"].shape[1]
+    assert ov_audio.last_stats.cancelled or ov_audio.last_stats.stopped_on is not None
+    if ov_audio.last_stats.cancelled:
+        assert new == 3
+
+
+def test_sampling_is_reproducible_with_a_seed_and_varies_without(ov_audio, audio_torch, question):
+    _, processor = audio_torch
+    inputs = audio_inputs(processor, [{"type": "audio", "audio": question}], tensors="np")
+    kwargs = dict(max_new_tokens=8, do_sample=True, temperature=1.5, top_p=1.0, top_k=0)
+    a = ov_audio.generate(**inputs, seed=7, **kwargs)
+    b = ov_audio.generate(**inputs, seed=7, **kwargs)
+    assert a.tolist() == b.tolist()
+    others = {tuple(ov_audio.generate(**inputs, seed=s, **kwargs)[0].tolist()) for s in range(5)}
+    assert len(others) > 1
