@@ -2,8 +2,8 @@
 
 Measures, in one run on this machine:
 1. `assistant convert vl` with the defaults (INT4 asym, group 128, ratio 1.0; FP16 encoders):
-   wall time and peak RSS of the whole process tree (the command and its export child),
-   sampled every 20 ms;
+   wall time and peak memory (PSS) of the whole process tree (the command and its export
+   child), sampled every 20 ms;
 2. the encoder weight precision trade-off: the vision encoder (patch embedding + merger) of
    a 1280x720 screenshot at the default pixel cap, FP16 weights vs INT8 weights, against the
    f32 IR: latency (median of alternating runs) and error of the image embeddings.
@@ -28,18 +28,20 @@ import psutil
 GIB = 2**30
 
 
-def tree_rss(proc: psutil.Process) -> int:
+def tree_pss(proc: psutil.Process) -> int:
+    """Memory of a process tree, shared pages counted once (PSS): a fork of a 5 GB process
+    shows 5 GB of RSS while it shares every page with its parent."""
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
         try:
-            total += p.memory_info().rss
-        except psutil.NoSuchProcess:
+            total += p.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return total
 
 
 def timed_convert(args: list[str]) -> tuple[float, int, str]:
-    """Run `assistant convert ...`; return seconds, peak RSS of its process tree, and its stdout."""
+    """Run `assistant convert ...`; return seconds, peak memory (PSS) of its process tree, and stdout."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     start = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "assistant", "convert", *args], env=env,
@@ -52,7 +54,7 @@ def timed_convert(args: list[str]) -> tuple[float, int, str]:
         nonlocal peak
         while not done.is_set():
             try:
-                peak = max(peak, tree_rss(watched))
+                peak = max(peak, tree_pss(watched))
             except psutil.NoSuchProcess:
                 return
             time.sleep(0.02)
@@ -138,7 +140,7 @@ def main() -> None:
     print("## Conversion of the full-size Qwen2-VL-2B architecture\n")
     print(f"- machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / GIB:.1f} GiB RAM")
     print(f"- `assistant convert vl` (INT4 asym g128 r1.0, FP16 encoders): **{seconds:.0f} s**, "
-          f"peak RSS of the process tree **{peak / GIB:.2f} GiB**")
+          f"peak memory of the process tree (PSS, sampled every 20 ms) **{peak / GIB:.2f} GiB**")
     sizes = {p.name: p.stat().st_size for p in (work / "vl-default").glob("*.bin")}
     print(f"- output: {sum(sizes.values()) / GIB:.2f} GiB of weights\n")
 

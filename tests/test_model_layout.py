@@ -71,3 +71,15 @@ def test_importing_the_models_package_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_no_telemetry_module_can_load_in_an_assistant_process():
+    code = (
+        "import assistant, importlib\n"
+        "try:\n    importlib.import_module('openvino_telemetry'); print('loaded')\n"
+        "except ImportError:\n    print('blocked')\n"
+        "from openvino.tools.ovc import convert_impl\n"
+        "print(convert_impl.tm.__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["blocked", "openvino.tools.ovc.telemetry_stub"]

@@ -11,7 +11,8 @@ import contextlib
 import gc
 import logging
 import multiprocessing
-import queue as queue_module
+import os
+import signal
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -44,44 +45,54 @@ def run_export(
 ) -> None:
     """Export every sub-model of `source` into `staging`, in a child process; relay its progress."""
     context = multiprocessing.get_context("spawn")
-    messages = context.Queue()
+    # A pipe, not a Queue: a Queue's named semaphore outlives a child that dies mid-export and
+    # makes the resource tracker print warnings after our one-line error.
+    receiver, sender = context.Pipe(duplex=False)
     child = context.Process(
         target=_export_in_child,
-        args=(kind, str(source), str(staging), encoder_weights, full_precision, messages),
+        args=(kind, str(source), str(staging), encoder_weights, full_precision, sender),
         name="assistant-convert-export",
     )
     child.start()
+    sender.close()  # the child holds its own copy; EOF on the receiver then means it is gone
     finished = False
     try:
         while True:
-            try:
-                message = messages.get(timeout=0.5)
-            except queue_module.Empty:
-                if not child.is_alive():
+            if not receiver.poll(0.5):
+                if not child.is_alive() and not receiver.poll(0):
                     raise AssistantError(
                         f"the export process died (exit code {child.exitcode}); out of memory? "
                         "close other programs and run again"
                     ) from None
                 continue
+            try:
+                message = receiver.recv()
+            except EOFError:
+                raise AssistantError(
+                    f"the export process died (exit code {child.exitcode}); out of memory? "
+                    "close other programs and run again"
+                ) from None
             if message[0] == "progress":
                 say(message[1])
-            elif message[0] == "done":
-                finished = True
+                continue
+            finished = True  # "done" or "error": the child is leaving on its own
+            if message[0] == "done":
                 return
-            else:
-                _, usage, text = message
-                raise (UsageError if usage else AssistantError)(text)
+            _, usage, text = message
+            raise (UsageError if usage else AssistantError)(text)
     finally:
         if finished:
-            child.join(timeout=120)  # let it exit on its own: it may still be flushing or reaping
+            child.join(timeout=120)  # let it exit by itself, so its locks and files are cleaned up
+        elif child.is_alive():
+            os.kill(child.pid, signal.SIGINT)  # interrupted: let it unwind before anything harsher
+            child.join(timeout=15)
         if child.is_alive():
             child.terminate()
         child.join(timeout=30)
         if child.is_alive():
             child.kill()
             child.join()
-        messages.close()
-        messages.join_thread()
+        receiver.close()
 
 
 def _export_in_child(
@@ -97,16 +108,16 @@ def _export_in_child(
                 Path(staging),
                 encoder_weights,
                 full_precision,
-                lambda text: messages.put(("progress", text)),
+                lambda text: messages.send(("progress", text)),
             )
-        messages.put(("done",))
+        messages.send(("done",))
     except KeyboardInterrupt:
-        messages.put(("error", False, "interrupted"))
+        messages.send(("error", False, "interrupted"))
     except UsageError as exc:
-        messages.put(("error", True, str(exc)))
+        messages.send(("error", True, str(exc)))
     except BaseException as exc:  # everything else reaches the parent as one line
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        messages.put(("error", False, f"export failed: {type(exc).__name__}: {detail}"))
+        messages.send(("error", False, f"export failed: {type(exc).__name__}: {detail}"))
 
 
 def _export_each(
