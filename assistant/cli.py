@@ -166,6 +166,52 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ask(args: argparse.Namespace) -> int:
+    import json
+
+    from .ask import AskRequest, run_ask
+    from .config import load_settings
+
+    settings = load_settings(args.config)
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise UsageError("--max-new-tokens must be at least 1")
+    request = AskRequest(
+        audio=Path(args.audio) if args.audio else None,
+        images=tuple(Path(p) for p in args.image),
+        videos=tuple(Path(p) for p in args.video),
+        screen=args.screen,
+        text=args.text,
+        greedy=args.greedy,
+        max_new_tokens=args.max_new_tokens,
+    )
+
+    def stream(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    result = run_ask(request, settings, on_text=None if args.json else stream)
+    if args.json:
+        print(json.dumps(result.as_json(), ensure_ascii=False))
+    else:
+        print()
+        if result.transcript is not None:
+            print(f"(heard: {result.transcript})", file=sys.stderr)
+    if not args.no_speak and settings.tts.enabled and result.text:
+        _speak(result.text, settings)
+    return 0
+
+
+def _speak(text: str, settings) -> None:
+    from .speech.synthesis import Player, synthesize
+    from .speech.voices import SpeechUnavailable
+
+    try:
+        Player(settings.audio.output_device).play(synthesize(text, settings.tts.voice, settings.tts.rate))
+    except SpeechUnavailable as exc:
+        # The answer is already printed; not being able to say it out loud is worth a warning only.
+        print(f"assistant: warning: not spoken: {exc} (use --no-speak to skip speaking)", file=sys.stderr)
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .config import load_settings
 
@@ -225,7 +271,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _not_yet("the listening service arrives with the service release"),
-    "ask": _not_yet("one-shot questions arrive with the inference release"),
+    "ask": _cmd_ask,
     "convert": _cmd_convert,
     "devices": _cmd_devices,
     "doctor": _cmd_doctor,

@@ -201,3 +201,77 @@ def test_sampling_is_reproducible_with_a_seed_and_varies_without(ov_audio, audio
     assert a.tolist() == b.tolist()
     others = {tuple(ov_audio.generate(**inputs, seed=s, **kwargs)[0].tolist()) for s in range(5)}
     assert len(others) > 1
+
+
+def test_article_message_format_with_process_vision_info(ov_vl, vl_torch, tmp_path):
+    """The article's way: messages with file:// paths through qwen-vl-utils, then the processor."""
+    from qwen_vl_utils import process_vision_info
+
+    model, processor = vl_torch
+    path = tmp_path / "photo.png"
+    picture(112, 84, 5).save(path)
+    frames = [picture(84, 56, s) for s in range(4)]
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "image": f"file://{path}", "min_pixels": 56 * 56, "max_pixels": 112 * 112},
+                {"type": "video", "video": frames, "fps": 2.0},
+                {"type": "text", "text": "Describe both."},
+            ],
+        }
+    ]
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    images, videos = process_vision_info(messages)
+    inputs = processor(text=[text], images=images, videos=videos, padding=True, return_tensors="pt")
+    expected = torch_generate(model, inputs)
+    ov_vl.reset()
+    assert ov_vl.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist() == expected
+
+
+def test_a_4k_screenshot_is_encoded_block_by_block_under_the_cap(ov_vl, vl_torch, monkeypatch):
+    """3840x2160 at the default screenshot cap: the merger never sees more than one block's patches
+    and no attention mask larger than 1x1x1."""
+    from assistant.models.preprocess import Qwen2VLPreprocessor
+
+    pre = Qwen2VLPreprocessor.from_dir(ov_vl.model_dir)
+    prompt = pre.apply_chat_template([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "?"}]}])
+    inputs = pre(prompt, images=[picture(3840, 2160, 9)], max_pixels=401408)
+    patches = int(inputs["image_grid_thw"].prod())
+    assert patches * 14 * 14 <= 401408
+    seen = []
+    original = ov_vl._merger_request.infer
+    monkeypatch.setattr(
+        ov_vl._merger_request,
+        "infer",
+        lambda data: seen.append({k: v.shape for k, v in data.items()}) or original(data),
+        raising=False,
+    )
+    ov_vl.reset()
+    ov_vl.generate(**inputs, max_new_tokens=2, do_sample=False)
+    assert seen and all(s["attention_mask"] == (1, 1, 1) for s in seen)
+    assert sum(s["hidden_states"][0] for s in seen) == patches
+
+
+def test_compiled_model_cache_is_written_once_and_reused(audio_f32, tmp_path):
+    from assistant.models.runtime import RuntimeOptions
+
+    cache = tmp_path / "ov-cache"
+    OVQwen2AudioModel(audio_f32, runtime=RuntimeOptions(cache_dir=cache))
+    first = sorted(p.name for p in cache.iterdir())
+    assert first  # compiled blobs were stored
+    stamps = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    OVQwen2AudioModel(audio_f32, runtime=RuntimeOptions(cache_dir=cache))
+    assert sorted(p.name for p in cache.iterdir()) == first
+    assert {p.name: p.stat().st_mtime_ns for p in cache.iterdir()} == stamps  # read, not rewritten
+
+
+def test_ov_config_overrides_the_configured_runtime_options(audio_f32):
+    from assistant.models.runtime import RuntimeOptions
+
+    model = OVQwen2AudioModel(
+        audio_f32, runtime=RuntimeOptions(inference_precision="bf16"), ov_config={"INFERENCE_PRECISION_HINT": "f32"}
+    )
+    assert model.ov_config["INFERENCE_PRECISION_HINT"] == "f32"
+    compiled = model._compiled["language_model"]
+    assert "float32" in str(compiled.get_property("INFERENCE_PRECISION_HINT"))

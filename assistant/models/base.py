@@ -100,6 +100,39 @@ class OVModelBase:
     ) -> GenerationRequest:
         raise NotImplementedError
 
+    def _make_request(
+        self,
+        ids: np.ndarray,
+        embed_prompt,
+        positions,
+        spans: list[tuple[int, int]],
+        max_new_tokens: int,
+        do_sample: bool | None,
+        streamer: Any,
+        options: dict[str, Any],
+    ) -> GenerationRequest:
+        """The engine request for a prompt whose media sit in `spans` (never split by cache reuse)."""
+        return GenerationRequest(
+            input_ids=ids,
+            embed_prompt=embed_prompt,
+            embed_tokens=self.embed_text,
+            positions=positions,
+            safe_prefix=outside_spans(spans),
+            sampling=self.sampling(
+                do_sample,
+                options.get("temperature"),
+                options.get("top_p"),
+                options.get("top_k"),
+                options.get("repetition_penalty"),
+            ),
+            max_new_tokens=max_new_tokens,
+            stop_ids=self.stop_ids(),
+            streamer=streamer,
+            on_token=options.get("on_token"),
+            cancel=options.get("cancel"),
+            seed=options.get("seed"),
+        )
+
     def iter_generate(
         self, max_new_tokens: int = 128, do_sample: bool | None = None, streamer: Any = None, **inputs: Any
     ) -> Iterator[int]:

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from .audio_frames import encoder_input_frames, valid_audio_tokens
-from .base import OVModelBase, as_numpy, outside_spans, single_row, token_runs
+from .base import OVModelBase, as_numpy, single_row, token_runs
 from .engine import GenerationRequest
+from .transcript import ASR_PROMPT, Transcript, audio_prompt, guess_language, parse_transcript, split_clips
 
 
 class OVQwen2AudioModel(OVModelBase):
@@ -31,6 +32,22 @@ class OVQwen2AudioModel(OVModelBase):
         states = self._encoder_request.infer({"input_features": features[None, :, :given]})[0]
         states = states[:, : valid_audio_tokens(valid_frames)]
         return self._projection_request.infer({"audio_features": states})[0][0].copy()
+
+    def transcribe(self, audio: np.ndarray, max_new_tokens: int = 200) -> Transcript:
+        """What was said (16 kHz mono float32), with the detected language; greedy, any length."""
+        from .preprocess import Qwen2AudioPreprocessor
+
+        pre = Qwen2AudioPreprocessor.from_dir(self.model_dir)
+        texts, language = [], None
+        for clip in split_clips(audio):
+            inputs = audio_prompt(pre, [clip], ASR_PROMPT)
+            out = self.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+            raw = pre.decode(out[0, inputs["input_ids"].shape[1] :].tolist(), skip_special_tokens=False)
+            text, tag = parse_transcript(raw)
+            texts.append(text)
+            language = language or tag
+        text = " ".join(t for t in texts if t).strip()
+        return Transcript(text, language or guess_language(text))
 
     def _request(
         self,
@@ -70,23 +87,4 @@ class OVQwen2AudioModel(OVModelBase):
         def position_ids(start: int, count: int) -> np.ndarray:
             return np.arange(start, start + count, dtype=np.int64).reshape(1, count)
 
-        return GenerationRequest(
-            input_ids=ids,
-            embed_prompt=embed_prompt,
-            embed_tokens=self.embed_text,
-            positions=position_ids,
-            safe_prefix=outside_spans(spans),
-            sampling=self.sampling(
-                do_sample,
-                options.get("temperature"),
-                options.get("top_p"),
-                options.get("top_k"),
-                options.get("repetition_penalty"),
-            ),
-            max_new_tokens=max_new_tokens,
-            stop_ids=self.stop_ids(),
-            streamer=streamer,
-            on_token=options.get("on_token"),
-            cancel=options.get("cancel"),
-            seed=options.get("seed"),
-        )
+        return self._make_request(ids, embed_prompt, position_ids, spans, max_new_tokens, do_sample, streamer, options)

@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import OVModelBase, as_numpy, outside_spans, single_row, token_runs
+from .base import OVModelBase, as_numpy, single_row, token_runs
 from .engine import GenerationRequest
+from .preprocess.positions import get_rope_index
 from .vision_layout import attention_chunks, vision_rotary_angles
 
 IMAGE, VIDEO = 1, 2  # mm_token_type_ids values
@@ -61,33 +62,6 @@ class OVQwen2VLModel(OVModelBase):
             raise ValueError(f"pixel values hold {len(pixel_values)} patches but the grids describe {row}")
         return outputs
 
-    # -- positions -------------------------------------------------------------------------------
-
-    def rope_positions(
-        self, ids: np.ndarray, token_types: np.ndarray, image_grid: np.ndarray | None, video_grid: np.ndarray | None
-    ) -> np.ndarray:
-        """[3, 1, seq] M-RoPE positions of the whole prompt, as Qwen2-VL's get_rope_index."""
-        grids = {IMAGE: iter(_grid_rows(image_grid)), VIDEO: iter(_grid_rows(video_grid))}
-        rows = []
-        current = 0
-        i = 0
-        while i < len(ids):
-            kind = int(token_types[i])
-            j = i
-            while j < len(ids) and int(token_types[j]) == kind:
-                j += 1
-            if kind == 0:
-                rows.append(np.broadcast_to(np.arange(current, current + j - i), (3, j - i)))
-                current += j - i
-            else:
-                t, h, w = next(grids[kind])
-                h, w = h // self.merge_size, w // self.merge_size
-                tt, hh, ww = np.meshgrid(np.arange(t), np.arange(h), np.arange(w), indexing="ij")
-                rows.append(np.stack([tt.ravel(), hh.ravel(), ww.ravel()]) + current)
-                current += max(h, w)
-            i = j
-        return np.concatenate(rows, axis=1).reshape(3, 1, -1).astype(np.int64)
-
     # -- generation ------------------------------------------------------------------------------
 
     def _request(
@@ -109,8 +83,10 @@ class OVQwen2VLModel(OVModelBase):
         video_grid = as_numpy(inputs.get("video_grid_thw"), np.int64)
         pixel_values = as_numpy(inputs.get("pixel_values"), np.float32)
         video_values = as_numpy(inputs.get("pixel_values_videos"), np.float32)
-        positions = self.rope_positions(ids, token_types, image_grid, video_grid)
-        delta = int(positions.max()) + 1 - len(ids)
+        positions, deltas = get_rope_index(
+            ids[None], token_types[None], image_grid, video_grid, spatial_merge_size=self.merge_size
+        )
+        delta = int(deltas[0, 0])
 
         def embed_prompt(first: int) -> np.ndarray:
             embeds = self.embed_text(ids[first:])
@@ -135,32 +111,9 @@ class OVQwen2VLModel(OVModelBase):
             steps = np.arange(start, start + count) + delta
             return np.broadcast_to(steps, (3, 1, count)).astype(np.int64).copy()
 
-        return GenerationRequest(
-            input_ids=ids,
-            embed_prompt=embed_prompt,
-            embed_tokens=self.embed_text,
-            positions=position_ids,
-            safe_prefix=outside_spans(token_runs(token_types != 0)),
-            sampling=self.sampling(
-                do_sample,
-                options.get("temperature"),
-                options.get("top_p"),
-                options.get("top_k"),
-                options.get("repetition_penalty"),
-            ),
-            max_new_tokens=max_new_tokens,
-            stop_ids=self.stop_ids(),
-            streamer=streamer,
-            on_token=options.get("on_token"),
-            cancel=options.get("cancel"),
-            seed=options.get("seed"),
+        return self._make_request(
+            ids, embed_prompt, position_ids, token_runs(token_types != 0), max_new_tokens, do_sample, streamer, options
         )
-
-
-def _grid_rows(grid: np.ndarray | None) -> list[tuple[int, int, int]]:
-    if grid is None:
-        return []
-    return [tuple(int(v) for v in row) for row in np.asarray(grid).reshape(-1, 3)]
 
 
 def _token_types(ids: np.ndarray, image_id: int, video_id: int) -> np.ndarray:

@@ -15,14 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .language_model import decoder_shape, export_language_model
-from .recipe import SubModelExport, TextEmbeddings, name_io
+from .recipe import SubModelExport, language_model_submodel, name_io, text_embeddings_submodel
 
 FILES = {
-    "language_model": "openvino_language_model.xml",
     "audio_encoder": "openvino_audio_encoder_model.xml",
     "audio_projection": "openvino_audio_projection_model.xml",
-    "text_embeddings": "openvino_text_embeddings_model.xml",
 }
 
 
@@ -84,28 +81,13 @@ def _export_projection(model) -> ov.Model:
     return name_io(ov_model, ["audio_features"], ["inputs_embeds"])
 
 
-def _export_language_model(model) -> ov.Model:
-    shape = decoder_shape(model.config.text_config, mrope=False)
-    return export_language_model(model.model.language_model, model.lm_head, shape)
-
-
-def _export_text_embeddings(model) -> ov.Model:
-    return TextEmbeddings.export(model.model.language_model.embed_tokens)
-
-
 SUBMODELS = (
-    SubModelExport(
-        "text_embeddings",
-        FILES["text_embeddings"],
-        _export_text_embeddings,
-        "embeddings",
-        part="model.language_model.embed_tokens",
-    ),
+    text_embeddings_submodel(),
     SubModelExport("audio_encoder", FILES["audio_encoder"], _export_encoder, "encoder", part="model.audio_tower"),
     SubModelExport(
         "audio_projection", FILES["audio_projection"], _export_projection, "encoder", part="model.multi_modal_projector"
     ),
-    SubModelExport("language_model", FILES["language_model"], _export_language_model, "language_model"),
+    language_model_submodel(mrope=False),
 )
 
 

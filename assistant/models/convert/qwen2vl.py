@@ -15,14 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .language_model import decoder_shape, export_language_model
-from .recipe import SubModelExport, TextEmbeddings, name_io
+from .recipe import SubModelExport, language_model_submodel, name_io, text_embeddings_submodel
 
 FILES = {
-    "language_model": "openvino_language_model.xml",
     "image_embedding": "openvino_vision_embeddings_model.xml",
     "image_embedding_merger": "openvino_vision_embeddings_merger_model.xml",
-    "text_embeddings": "openvino_text_embeddings_model.xml",
 }
 
 
@@ -105,23 +102,8 @@ def _export_merger(model) -> ov.Model:
     return name_io(ov_model, ["hidden_states", "attention_mask", "rotary_pos_emb"], ["last_hidden_state"])
 
 
-def _export_language_model(model) -> ov.Model:
-    shape = decoder_shape(model.config.text_config, mrope=True)
-    return export_language_model(model.model.language_model, model.lm_head, shape)
-
-
-def _export_text_embeddings(model) -> ov.Model:
-    return TextEmbeddings.export(model.model.language_model.embed_tokens)
-
-
 SUBMODELS = (
-    SubModelExport(
-        "text_embeddings",
-        FILES["text_embeddings"],
-        _export_text_embeddings,
-        "embeddings",
-        part="model.language_model.embed_tokens",
-    ),
+    text_embeddings_submodel(),
     SubModelExport(
         "image_embedding",
         FILES["image_embedding"],
@@ -133,7 +115,7 @@ SUBMODELS = (
     SubModelExport(
         "image_embedding_merger", FILES["image_embedding_merger"], _export_merger, "encoder", part="model.visual"
     ),
-    SubModelExport("language_model", FILES["language_model"], _export_language_model, "language_model"),
+    language_model_submodel(mrope=True),
 )
 
 

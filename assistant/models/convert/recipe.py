@@ -66,3 +66,25 @@ class TextEmbeddings(nn.Module):
                 cls(embed_tokens).eval(), example_input=(example,), input=[(ov.PartialShape([-1, -1]), ov.Type.i64)]
             )
         return name_io(model, ["input_ids"], ["inputs_embeds"])
+
+
+def text_embeddings_submodel() -> SubModelExport:
+    """The token embedding table, the same for both models."""
+    return SubModelExport(
+        "text_embeddings",
+        "openvino_text_embeddings_model.xml",
+        lambda model: TextEmbeddings.export(model.model.language_model.embed_tokens),
+        "embeddings",
+        part="model.language_model.embed_tokens",
+    )
+
+
+def language_model_submodel(mrope: bool) -> SubModelExport:
+    """The stateful decoder + head; Qwen2-VL's takes 3-row M-RoPE positions."""
+    from .language_model import decoder_shape, export_language_model
+
+    def export(model) -> ov.Model:
+        shape = decoder_shape(model.config.text_config, mrope=mrope)
+        return export_language_model(model.model.language_model, model.lm_head, shape)
+
+    return SubModelExport("language_model", "openvino_language_model.xml", export, "language_model")

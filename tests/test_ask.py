@@ -1,0 +1,187 @@
+"""`assistant ask` end to end on the tiny converted models: every route, streaming, JSON, bad
+input as one line with exit 2, and no torch on the path for audio and images."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from cli_runner import headless_env, run_cli
+from speech import SAMPLE_RATE, spoken
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def setup(vl_f32, audio_f32, tmp_path_factory):
+    """A config pointing at the tiny models, and input files of every kind."""
+    home = tmp_path_factory.mktemp("ask-home")
+    files = tmp_path_factory.mktemp("ask-files")
+    config = files / "config.toml"
+    config.write_text(
+        f'[models]\naudio_dir = "{audio_f32}"\nvl_dir = "{vl_f32}"\n'
+        '[runtime]\ninference_precision = "f32"\n[generation]\nmax_new_tokens = 8\n'
+    )
+    question = spoken("What is the capital of Peru?")
+    soundfile.write(files / "question.wav", question, SAMPLE_RATE)
+    # The same speech at 44.1 kHz stereo: converted on the way in.
+    import librosa
+
+    stereo = librosa.resample(question, orig_sr=SAMPLE_RATE, target_sr=44100)
+    soundfile.write(files / "question-44k-stereo.wav", np.stack([stereo, stereo], axis=1), 44100)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (84, 112, 3), dtype=np.uint8)).save(files / "picture.png")
+    soundfile.write(files / "silent.wav", np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)
+    soundfile.write(files / "empty.wav", np.zeros(0, np.float32), SAMPLE_RATE)
+    (files / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
+    (files / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (files / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 nothing else")
+    write_video(files / "clip.mp4")
+    return {"home": home, "files": files, "config": config}
+
+
+def write_video(path, frames=8, fps=4):
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 112, 84, "yuv420p"
+        for i in range(frames):
+            image = np.full((84, 112, 3), (i * 30) % 256, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def ask(setup, *args, env=None):
+    return run_cli(
+        "ask",
+        "--config",
+        str(setup["config"]),
+        "--no-speak",
+        *args,
+        env=env or headless_env(setup["home"]),
+        timeout=600,
+    )
+
+
+def ask_json(setup, *args):
+    result = ask(setup, "--json", "--greedy", *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("args", "route", "transcript"),
+    [
+        (["--audio", "{files}/question.wav"], "voice", False),
+        (["--audio", "{files}/question.wav", "--text", "What language is spoken?"], "analysis", False),
+        (["--image", "{files}/picture.png", "--text", "What is this?"], "image", False),
+        (["--image", "{files}/picture.png", "--image", "{files}/picture.png", "--text", "Same?"], "image", False),
+        (["--image", "{files}/picture.png", "--audio", "{files}/question.wav"], "image", True),
+        (["--video", "{files}/clip.mp4", "--text", "What happens?"], "video", False),
+        (["--text", "Hello there"], "text", False),
+        (["--audio", "{files}/question-44k-stereo.wav"], "voice", False),
+    ],
+)
+def test_routes_and_json(setup, args, route, transcript):
+    out = ask_json(setup, *[a.format(files=setup["files"]) for a in args])
+    assert out["route"] == route
+    assert isinstance(out["text"], str) and out["new_tokens"] >= 1
+    for stage in ("first_token", "prefill", "decode", "total"):
+        assert out["timings"][stage] >= 0
+    assert out["timings"]["first_token"] <= out["timings"]["total"]
+    assert ("transcript" in out) == transcript
+
+
+def test_a_two_minute_monologue_is_heard_whole(setup, tmp_path):
+    """Longer than one 30 s clip: split into clips, never cut off."""
+    speech = spoken("This is a long story about the weather and the sea. " * 2)
+    long = np.tile(np.concatenate([speech, np.zeros(SAMPLE_RATE, np.float32)]), 40)[: 120 * SAMPLE_RATE]
+    soundfile.write(tmp_path / "monologue.wav", long, SAMPLE_RATE)
+    out = ask_json(setup, "--audio", str(tmp_path / "monologue.wav"))
+    assert out["route"] == "voice" and out["new_tokens"] >= 1
+
+
+def test_streamed_text_equals_the_json_text(setup):
+    args = ["--greedy", "--audio", str(setup["files"] / "question.wav")]
+    streamed = ask(setup, *args)
+    as_json = ask_json(setup, *args[1:])
+    assert streamed.returncode == 0, streamed.stderr
+    assert streamed.stdout.strip() == as_json["text"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--audio", "{files}/corrupt.wav"], "corrupt.wav"),
+        (["--audio", "{files}/empty.wav"], "holds no audio"),
+        (["--audio", "{files}/silent.wav"], "is silent"),
+        (["--audio", "{files}/missing.wav"], "missing.wav"),
+        (["--image", "{files}/corrupt.png", "--text", "x"], "corrupt.png"),
+        (["--video", "{files}/corrupt.mp4", "--text", "x"], "corrupt.mp4"),
+        ([], "nothing to ask"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(setup, args, expected):
+    result = ask(setup, *[a.format(files=setup["files"]) for a in args])
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("folder", ["missing", "not-converted"])
+def test_model_folder_missing_or_not_converted(setup, tmp_path, folder):
+    target = tmp_path / folder
+    if folder == "not-converted":
+        target.mkdir()
+        (target / "config.json").write_text("{}")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[models]\naudio_dir = "{target}"\n')
+    result = run_cli(
+        "ask",
+        "--config",
+        str(config),
+        "--no-speak",
+        "--audio",
+        str(setup["files"] / "question.wav"),
+        env=headless_env(setup["home"]),
+        timeout=300,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "assistant convert audio" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args", [["--audio", "{files}/question.wav"], ["--image", "{files}/picture.png", "--text", "What is it?"]]
+)
+def test_the_ask_path_imports_no_torch(setup, args):
+    argv = [
+        "ask",
+        "--config",
+        str(setup["config"]),
+        "--no-speak",
+        "--json",
+        *[a.format(files=setup["files"]) for a in args],
+    ]
+    code = (
+        "import sys, json\n"
+        "from assistant.cli import main\n"
+        f"code = main({argv!r})\n"
+        "heavy = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')"
+        " or m.startswith('transformers'))\n"
+        "print(json.dumps({'code': code, 'heavy': heavy[:5]}), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=headless_env(setup["home"]), capture_output=True, text=True, timeout=600
+    )
+    report = json.loads(result.stderr.strip().splitlines()[-1])
+    assert report == {"code": 0, "heavy": []}
