@@ -126,7 +126,7 @@ class OVModelBase:
                 options.get("repetition_penalty"),
             ),
             max_new_tokens=max_new_tokens,
-            stop_ids=self.stop_ids(),
+            stop_ids=frozenset() if options.get("ignore_eos") else self.stop_ids(),
             streamer=streamer,
             on_token=options.get("on_token"),
             cancel=options.get("cancel"),
@@ -160,7 +160,8 @@ class OVModelBase:
             self.decoder.reset()
 
 
-_OPTION_NAMES = {"temperature", "top_p", "top_k", "repetition_penalty", "on_token", "cancel", "seed"}
+# Keyword options of generate() beyond transformers' (ignore_eos: always max_new_tokens, for benchmarks).
+_OPTION_NAMES = {"temperature", "top_p", "top_k", "repetition_penalty", "on_token", "cancel", "seed", "ignore_eos"}
 
 
 def _like(reference: Any, array: np.ndarray) -> Any:
