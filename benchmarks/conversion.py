@@ -44,8 +44,13 @@ def timed_convert(args: list[str]) -> tuple[float, int, str]:
     """Run `assistant convert ...`; return seconds, peak memory (PSS) of its process tree, and stdout."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "assistant", "convert", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "assistant", "convert", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     watched = psutil.Process(proc.pid)
     peak = 0
     done = threading.Event()
@@ -76,8 +81,15 @@ def convert_variant(source: Path, out: Path, encoder_weights: str, full_precisio
     from assistant.models.convert.compression import compression_from_options
 
     compression = None if full_precision else compression_from_options("int4", 128, 1.0, False)
-    convert_model("qwen2-vl", source, out, compression, encoder_weights=encoder_weights,
-                  full_precision=full_precision, progress=lambda m: print(f"  [{out.name}] {m}", file=sys.stderr))
+    convert_model(
+        "qwen2-vl",
+        source,
+        out,
+        compression,
+        encoder_weights=encoder_weights,
+        full_precision=full_precision,
+        progress=lambda m: print(f"  [{out.name}] {m}", file=sys.stderr),
+    )
 
 
 def screenshot_inputs(folder: Path, max_pixels: int):
@@ -91,20 +103,27 @@ def screenshot_inputs(folder: Path, max_pixels: int):
     pixels = np.full((720, 1280, 3), 235, np.uint8)
     pixels[:40] = (40, 44, 52)
     for row in range(80, 700, 24):
-        pixels[row:row + 10, 60:rng.integers(300, 1200)] = rng.integers(0, 120, 3)
+        pixels[row : row + 10, 60 : rng.integers(300, 1200)] = rng.integers(0, 120, 3)
     processor = AutoProcessor.from_pretrained(folder)
-    batch = processor.image_processor(images=[Image.fromarray(pixels)], return_tensors="np",
-                                      size={"shortest_edge": 56 * 56, "longest_edge": max_pixels})
+    batch = processor.image_processor(
+        images=[Image.fromarray(pixels)],
+        return_tensors="np",
+        size={"shortest_edge": 56 * 56, "longest_edge": max_pixels},
+    )
     grid = batch["image_grid_thw"]
     import json
 
     vision = json.loads((folder / "config.json").read_text())["vision_config"]
     head_dim = vision["embed_dim"] // vision["num_heads"]
     theta = (vision.get("rope_parameters") or {}).get("rope_theta", 10000.0)
-    return batch["pixel_values"].astype(np.float32), {
-        "attention_mask": block_attention_mask(attention_chunks(grid)),
-        "rotary_pos_emb": vision_rotary_angles(grid, vision["spatial_merge_size"], head_dim, theta),
-    }, grid
+    return (
+        batch["pixel_values"].astype(np.float32),
+        {
+            "attention_mask": block_attention_mask(attention_chunks(grid)),
+            "rotary_pos_emb": vision_rotary_angles(grid, vision["spatial_merge_size"], head_dim, theta),
+        },
+        grid,
+    )
 
 
 def vision_runner(folder: Path, config: dict):
@@ -139,8 +158,10 @@ def main() -> None:
     seconds, peak, _ = timed_convert(["vl", "--source", str(source), "--out", str(work / "vl-default"), "--force"])
     print("## Conversion of the full-size Qwen2-VL-2B architecture\n")
     print(f"- machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / GIB:.1f} GiB RAM")
-    print(f"- `assistant convert vl` (INT4 asym g128 r1.0, FP16 encoders): **{seconds:.0f} s**, "
-          f"peak memory of the process tree (PSS, sampled every 20 ms) **{peak / GIB:.2f} GiB**")
+    print(
+        f"- `assistant convert vl` (INT4 asym g128 r1.0, FP16 encoders): **{seconds:.0f} s**, "
+        f"peak memory of the process tree (PSS, sampled every 20 ms) **{peak / GIB:.2f} GiB**"
+    )
     sizes = {p.name: p.stat().st_size for p in (work / "vl-default").glob("*.bin")}
     print(f"- output: {sum(sizes.values()) / GIB:.2f} GiB of weights\n")
 
@@ -151,8 +172,9 @@ def main() -> None:
     variants = {"FP16 weights": work / "vl-default", "INT8 weights": work / "vl-int8-encoders"}
     rows = []
     for precision in ("f32", "bf16"):
-        runners = {name: vision_runner(folder, {"INFERENCE_PRECISION_HINT": precision})
-                   for name, folder in variants.items()}
+        runners = {
+            name: vision_runner(folder, {"INFERENCE_PRECISION_HINT": precision}) for name, folder in variants.items()
+        }
         times: dict[str, list[float]] = {name: [] for name in runners}
         outputs = {}
         for name, run in runners.items():  # warm-up
@@ -167,16 +189,20 @@ def main() -> None:
             cos = float((out * reference).sum() / (np.linalg.norm(out) * np.linalg.norm(reference)))
             rel = float(np.linalg.norm(out - reference) / np.linalg.norm(reference))
             size = sum(p.stat().st_size for p in variants[name].glob("openvino_vision_embeddings*.bin"))
-            rows.append((name, precision, statistics.median(times[name]), min(times[name]), max(times[name]),
-                         rel, cos, size))
+            rows.append(
+                (name, precision, statistics.median(times[name]), min(times[name]), max(times[name]), rel, cos, size)
+            )
     tokens = int(grid[0].prod()) // 4
-    print(f"## Vision encoder weight precision (1280x720 screenshot, max_pixels {args.max_pixels}: "
-          f"{int(grid[0].prod())} patches, {tokens} image tokens)\n")
+    print(
+        f"## Vision encoder weight precision (1280x720 screenshot, max_pixels {args.max_pixels}: "
+        f"{int(grid[0].prod())} patches, {tokens} image tokens)\n"
+    )
     print("| weights | execution | median s | min s | max s | rel. error vs f32 IR | cosine | size MiB |")
     print("|---|---|---|---|---|---|---|---|")
     for name, precision, med, lo, hi, rel, cos, size in rows:
-        print(f"| {name} | {precision} | {med:.2f} | {lo:.2f} | {hi:.2f} | {rel:.2e} | {cos:.6f} "
-              f"| {size / 2**20:.0f} |")
+        print(
+            f"| {name} | {precision} | {med:.2f} | {lo:.2f} | {hi:.2f} | {rel:.2e} | {cos:.6f} | {size / 2**20:.0f} |"
+        )
 
 
 if __name__ == "__main__":

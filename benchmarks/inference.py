@@ -86,8 +86,13 @@ class Ours:
         )
         inputs = self.pre(prompt, images=[Image.fromarray(image)], max_pixels=SCREENSHOT_PIXELS)
         self.model.reset()
-        self.model.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False, ignore_eos=True,
-                            on_token=lambda _: first or first.append(time.perf_counter()))
+        self.model.generate(
+            **inputs,
+            max_new_tokens=NEW_TOKENS,
+            do_sample=False,
+            ignore_eos=True,
+            on_token=lambda _: first or first.append(time.perf_counter()),
+        )
         return first[0] - start, self.model.last_stats.ms_per_token, int(inputs["image_grid_thw"].prod()) // 4
 
 
@@ -142,8 +147,12 @@ class Torch:
         start = time.perf_counter()
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": PROMPT}]}]
         text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        inputs = self.processor(text=[text], images=[Image.fromarray(image)], return_tensors="pt",
-                                images_kwargs={"size": {"shortest_edge": 3136, "longest_edge": SCREENSHOT_PIXELS}})
+        inputs = self.processor(
+            text=[text],
+            images=[Image.fromarray(image)],
+            return_tensors="pt",
+            images_kwargs={"size": {"shortest_edge": 3136, "longest_edge": SCREENSHOT_PIXELS}},
+        )
         new = 8
         with torch.no_grad():
             self.model.generate(**inputs, max_new_tokens=new, min_new_tokens=new, do_sample=False, streamer=Clock())
@@ -173,8 +182,10 @@ def vl_section(work: Path, repeats: int, with_torch: bool) -> None:
         tokens = results[systems[0].name][0][2]
         for s in systems:
             rows = results[s.name]
-            print(f"| {label} | {tokens} | {s.name} | {stats([r[0] for r in rows])} | "
-                  f"{stats([r[1] for r in rows])} | {len(rows)} |")
+            print(
+                f"| {label} | {tokens} | {s.name} | {stats([r[0] for r in rows])} | "
+                f"{stats([r[1] for r in rows])} | {len(rows)} |"
+            )
         sys.stdout.flush()
     if with_torch:
         del systems
@@ -182,8 +193,10 @@ def vl_section(work: Path, repeats: int, with_torch: bool) -> None:
         for label, image in images.items():
             torch_system.run(image)
             rows = [torch_system.run(image) for _ in range(2)]
-            print(f"| {label} | - | {torch_system.name} | {stats([r[0] for r in rows])} | "
-                  f"{stats([r[1] for r in rows])} | {len(rows)} |")
+            print(
+                f"| {label} | - | {torch_system.name} | {stats([r[0] for r in rows])} | "
+                f"{stats([r[1] for r in rows])} | {len(rows)} |"
+            )
     print()
 
 
