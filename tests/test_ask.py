@@ -185,3 +185,31 @@ def test_the_ask_path_imports_no_torch(setup, args):
     )
     report = json.loads(result.stderr.strip().splitlines()[-1])
     assert report == {"code": 0, "heavy": []}
+
+
+def test_ask_about_the_screen_on_a_virtual_display(setup):
+    """`ask --screen` captures the Xvfb screen (a known picture on it) and asks Qwen2-VL."""
+    from Xlib import display as xdisplay
+
+    from facilities import xvfb
+
+    with xvfb(1280, 720) as name:
+        d = xdisplay.Display(name)
+        root = d.screen().root
+        root.fill_rectangle(
+            root.create_gc(foreground=d.screen().default_colormap.alloc_color(0, 0, 65535).pixel), 0, 0, 640, 720
+        )
+        d.sync()
+        env = headless_env(setup["home"], DISPLAY=name)
+        result = ask(setup, "--json", "--greedy", "--screen", "--text", "What is on my screen?", env=env)
+        d.close()
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["route"] == "screen" and out["timings"]["screenshot"] >= 0 and out["new_tokens"] >= 1
+
+
+def test_ask_about_the_screen_without_a_display_says_so(setup):
+    result = ask(setup, "--screen", "--text", "What is on my screen?")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no display" in lines[0]
