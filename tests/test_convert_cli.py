@@ -24,6 +24,13 @@ def env_for(tmp_path):
     return headless_env(tmp_path, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
 
 
+def convert_vl(tmp_path, source, out, *extra: str):
+    """`assistant convert vl --source SOURCE --out OUT ...` in a private, offline environment."""
+    return run_cli(
+        "convert", "vl", "--source", str(source), "--out", str(out), *extra, env=env_for(tmp_path), timeout=600
+    )
+
+
 def one_line(result) -> str:
     """The one error line; anything else on stderr may only be progress."""
     lines = result.stderr.strip().splitlines()
@@ -36,18 +43,7 @@ def one_line(result) -> str:
 
 def test_convert_prints_stages_and_a_summary(tiny_qwen2vl_dir, tmp_path):
     out = tmp_path / "models" / "vl"
-    result = run_cli(
-        "convert",
-        "vl",
-        "--source",
-        str(tiny_qwen2vl_dir),
-        "--out",
-        str(out),
-        "--group-size",
-        "16",
-        env=env_for(tmp_path),
-        timeout=600,
-    )
+    result = convert_vl(tmp_path, tiny_qwen2vl_dir, out, "--group-size", "16")
     assert result.returncode == 0, result.stderr
     for stage in ("loading the checkpoint", "exporting image_embedding_merger", "compressing language_model"):
         assert stage in result.stderr
@@ -56,18 +52,7 @@ def test_convert_prints_stages_and_a_summary(tiny_qwen2vl_dir, tmp_path):
         assert name in result.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "qwen2-vl" and manifest["source"] == str(tiny_qwen2vl_dir)
-    again = run_cli(
-        "convert",
-        "vl",
-        "--source",
-        str(tiny_qwen2vl_dir),
-        "--out",
-        str(out),
-        "--group-size",
-        "16",
-        env=env_for(tmp_path),
-        timeout=600,
-    )
+    again = convert_vl(tmp_path, tiny_qwen2vl_dir, out, "--group-size", "16")
     assert again.returncode == 0 and "Already converted" in again.stdout and "nothing to do" in again.stderr
 
 
@@ -102,7 +87,7 @@ def test_bad_input_exits_2_and_leaves_nothing(tiny_qwen2audio_dir, tiny_qwen2vl_
         out = tmp_path / "out" / "file" / "vl"
     elif case == "offline hub id":
         source = "Qwen/Qwen2-VL-2B-Instruct"
-    result = run_cli("convert", "vl", "--source", source, "--out", str(out), *extra, env=env_for(tmp_path), timeout=600)
+    result = convert_vl(tmp_path, source, out, *extra)
     assert result.returncode == 2, result.stderr
     assert expected in one_line(result)
     leftovers = [p.name for p in (tmp_path / "out").iterdir()] if (tmp_path / "out").exists() else []
@@ -165,18 +150,7 @@ def small_disk(path, size: str):
 def test_full_disk_exits_nonzero_and_leaves_nothing(tiny_qwen2vl_dir, tmp_path):
     with small_disk(tmp_path / "disk", "600k") as disk:
         out = disk / "vl"
-        result = run_cli(
-            "convert",
-            "vl",
-            "--source",
-            str(tiny_qwen2vl_dir),
-            "--out",
-            str(out),
-            "--weights",
-            "f32",
-            env=env_for(tmp_path),
-            timeout=600,
-        )
+        result = convert_vl(tmp_path, tiny_qwen2vl_dir, out, "--weights", "f32")
         assert result.returncode == 1, result.stderr
         assert "disk is full" in one_line(result)
         assert list(disk.iterdir()) == []
