@@ -44,3 +44,10 @@ def choose_route(shape: RequestShape) -> Route:
     if shape.text:
         return Route.TEXT
     raise ValueError("nothing to ask: give --audio, --text, --image, --video or --screen")
+
+
+def mentions_screen(transcript: str, screen_phrases: tuple[str, ...]) -> bool:
+    """A spoken request about the screen ("what's on my screen", "this window", "屏幕上")."""
+    from .text_match import contains_phrase
+
+    return any(contains_phrase(transcript, phrase) for phrase in screen_phrases)

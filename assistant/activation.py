@@ -1,0 +1,54 @@
+"""Whether an utterance is a request: wake phrase, push-to-talk or always, plus the follow-up
+window after an answer in which no wake phrase is needed (pure logic; times in seconds)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .text_match import match_prefix
+
+Mode = Literal["wake_phrase", "push_to_talk", "always"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    accepted: bool
+    question: str  # the transcript without the wake phrase
+    reason: str  # "wake_phrase", "follow_up", "push_to_talk", "always", or why not
+
+
+class Activation:
+    def __init__(self, mode: Mode, wake_phrases: tuple[str, ...], follow_up_s: float):
+        self.mode = mode
+        self.wake_phrases = wake_phrases
+        self.follow_up_s = follow_up_s
+        self._follow_up_until = float("-inf")
+        self._armed = False  # push-to-talk pressed, waiting for the next utterance
+
+    def push_to_talk(self) -> None:
+        """The tray's "Ask" (or a command): accept the next utterance whatever the mode."""
+        self._armed = True
+
+    def answered(self, at: float) -> None:
+        """An answer finished at `at`: a follow-up until `at + follow_up_s` needs no wake phrase."""
+        self._follow_up_until = at + self.follow_up_s
+
+    def decide(self, transcript: str, at: float) -> Decision:
+        """`at` is when the utterance started."""
+        text = transcript.strip()
+        for phrase in self.wake_phrases:
+            rest = match_prefix(text, phrase)
+            if rest is not None:  # a wake phrase always works, and is removed from the question
+                self._armed = False
+                return Decision(True, rest, "wake_phrase")
+        if self._armed:
+            self._armed = False
+            return Decision(True, text, "push_to_talk")
+        if self.mode == "always":
+            return Decision(bool(text), text, "always" if text else "empty")
+        if at <= self._follow_up_until and text:
+            return Decision(True, text, "follow_up")
+        if self.mode == "push_to_talk":
+            return Decision(False, text, "not armed")
+        return Decision(False, text, "no wake phrase")
