@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -269,6 +270,30 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _cmd_service(args: argparse.Namespace) -> int:
+    from .login import Kind, default_kind, install, installed_kinds, status, uninstall
+
+    kind = Kind(args.kind) if args.kind else None
+    if args.action == "install":
+        outcome = install(kind or default_kind(os.environ))
+        for line in outcome.lines:
+            print(line)
+    elif args.action == "uninstall":
+        # Without --kind: everything install wrote, whatever the kind.
+        kinds = [kind] if kind else installed_kinds()
+        if not kinds:
+            print("nothing to uninstall: no login file written by 'assistant service install' was found")
+        for k in kinds:
+            for line in uninstall(k, strict=True).lines:
+                print(line)
+    else:
+        rows = [status(k) for k in ([kind] if kind else list(Kind))]
+        print(f"{'kind':10} {'installed':13} {'enabled':8} {'running':8} file")
+        for row in rows:
+            print(f"{row.kind.value:10} {row.installed:13} {row.enabled:8} {row.running:8} {row.path}")
+    return 0
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _not_yet("the listening service arrives with the service release"),
     "ask": _cmd_ask,
@@ -276,7 +301,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "devices": _cmd_devices,
     "doctor": _cmd_doctor,
     "selftest": _not_yet("the self-test arrives with the service release"),
-    "service": _not_yet("login integration arrives with the login-service release"),
+    "service": _cmd_service,
 }
 
 

@@ -18,7 +18,6 @@ SUBCOMMANDS = ["run", "ask", "convert", "devices", "doctor", "selftest", "servic
 NOT_YET = [
     ["run", "--input", "x.wav", "--exit-at-end"],
     ["selftest"],
-    ["service", "status"],
 ]
 
 
