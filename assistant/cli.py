@@ -213,6 +213,60 @@ def _speak(text: str, settings) -> None:
         print(f"assistant: warning: not spoken: {exc} (use --no-speak to skip speaking)", file=sys.stderr)
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .audio.sources import FileSource, MicrophoneSource
+    from .config import load_settings
+    from .daemon.events import EventLog
+    from .daemon.service import AssistantService
+    from .login.notify import notify_ready, notify_stopping
+    from .models.manifest import InvalidModelFolder
+    from .models.qwen2audio import OVQwen2AudioModel
+    from .models.qwen2vl import OVQwen2VLModel
+    from .models.runtime import RuntimeOptions
+
+    settings = load_settings(args.config)
+    logging.getLogger("assistant").setLevel(getattr(logging, settings.logging.level))
+    file_mode = args.input != "mic"
+    source = (
+        FileSource(Path(args.input), realtime=args.realtime)
+        if file_mode
+        else MicrophoneSource(settings.audio.input_device)
+    )
+    if args.exit_at_end and not file_mode:
+        raise UsageError("--exit-at-end needs --input FILE.wav")
+    if not args.no_tray and settings.tray.enabled:
+        log.warning("the tray icon is not available in this version; running without it")
+    runtime = RuntimeOptions.from_settings(settings.runtime)
+    audio_model = OVQwen2AudioModel(settings.models.audio_dir, device=settings.runtime.device, runtime=runtime)
+    try:
+        vl_model = OVQwen2VLModel(settings.models.vl_dir, device=settings.runtime.device, runtime=runtime)
+    except InvalidModelFolder as exc:
+        log.warning("screen questions are off: %s", exc)
+        vl_model = None
+    stream = None
+    if args.events == "-":
+        stream = sys.stdout
+    elif args.events:
+        stream = open(args.events, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    try:
+        service = AssistantService(settings, EventLog(stream), audio_model, vl_model)
+        notify_ready("listening")
+
+        async def main() -> None:
+            if not file_mode:
+                source.open(asyncio.get_running_loop())
+            await service.run(source.frames(), file_mode, args.exit_at_end)
+
+        asyncio.run(main())
+    finally:
+        notify_stopping()
+        if stream is not None and stream is not sys.stdout:
+            stream.close()
+    return 0
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .config import load_settings
 
@@ -295,7 +349,7 @@ def _cmd_service(args: argparse.Namespace) -> int:
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "run": _not_yet("the listening service arrives with the service release"),
+    "run": _cmd_run,
     "ask": _cmd_ask,
     "convert": _cmd_convert,
     "devices": _cmd_devices,

@@ -1,0 +1,1 @@
+"""The listening service: one asyncio loop from the microphone to spoken answers."""
