@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from .errors import AssistantError, NotAvailableYet, UsageError
+from .errors import AssistantError, UsageError
 
 log = logging.getLogger("assistant")
 
@@ -128,13 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="kind of login integration (default: the platform's usual one)",
     )
     return parser
-
-
-def _not_yet(what: str) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
-        raise NotAvailableYet(f"'assistant {args.command}' is not available yet in this version ({what})")
-
-    return handler
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
@@ -267,6 +260,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_selftest(args: argparse.Namespace) -> int:
+    from .selftest import StageResult, run_selftest
+
+    print("Self-test on tiny random models (no download; answers are gibberish, every stage must work):")
+
+    def report(result: StageResult) -> None:
+        mark = "ok  " if result.ok else "FAIL"
+        print(f"  {mark} {result.name:15} {result.seconds * 1000:8.0f} ms  {result.detail}", flush=True)
+
+    ok = run_selftest(report)
+    print("All stages worked." if ok else "A stage failed: see above; `assistant doctor` may tell why.")
+    return 0 if ok else 1
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .config import load_settings
 
@@ -354,7 +361,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "convert": _cmd_convert,
     "devices": _cmd_devices,
     "doctor": _cmd_doctor,
-    "selftest": _not_yet("the self-test arrives with the service release"),
+    "selftest": _cmd_selftest,
     "service": _cmd_service,
 }
 

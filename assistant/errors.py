@@ -11,7 +11,3 @@ class UsageError(AssistantError):
     """Bad usage or bad input (a flag, a file, a config value). Exit code 2."""
 
     exit_code = 2
-
-
-class NotAvailableYet(UsageError):
-    """A command of the contract whose feature this version does not have yet."""

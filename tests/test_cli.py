@@ -14,10 +14,6 @@ from assistant.cli import build_parser
 from cli_runner import headless_env, run_cli
 
 SUBCOMMANDS = ["run", "ask", "convert", "devices", "doctor", "selftest", "service"]
-# Features that later releases bring; until then they must refuse clearly, never fake a result.
-NOT_YET = [
-    ["selftest"],
-]
 
 
 def test_parser_knows_the_whole_contract():
@@ -91,15 +87,6 @@ def test_help_works_for_every_subcommand(tmp_path, command):
     assert result.stderr == ""
 
 
-@pytest.mark.parametrize("argv", NOT_YET, ids=[a[0] for a in NOT_YET])
-def test_later_features_refuse_with_one_line_and_exit_2(tmp_path, argv):
-    result = run_cli(*argv, env=headless_env(tmp_path))
-    assert result.returncode == 2
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "not available yet" in lines[0], result.stderr
-
-
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
@@ -148,3 +135,22 @@ def test_internal_failure_exits_1_with_one_line(tmp_path, monkeypatch, capsys):
     assert cli.main(["devices"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the model exploded" in err and "--verbose" in err
+
+
+@pytest.mark.slow
+def test_selftest_runs_every_stage_on_tiny_models(tmp_path):
+    result = run_cli("selftest", env=headless_env(tmp_path, HF_HUB_OFFLINE="1"), timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for stage in (
+        "build",
+        "convert",
+        "speak question",
+        "voice activity",
+        "transcript",
+        "route",
+        "answer",
+        "screen model",
+        "voice",
+    ):
+        assert f"ok   {stage}" in result.stdout, result.stdout
+    assert "All stages worked." in result.stdout
