@@ -115,7 +115,7 @@ def run_ask(request: AskRequest, settings: Settings, on_text: Callable[[str], No
         videos = [preprocess.read_video(path) for path in request.videos]
 
     max_new = request.max_new_tokens or settings.generation.max_new_tokens
-    sampling = _sampling(request, settings)
+    sampling = settings.generation.sampling(greedy=request.greedy)
     if route.uses_vision_model:
         question = request.text or ""
         if audio is not None and not question:
@@ -126,7 +126,7 @@ def run_ask(request: AskRequest, settings: Settings, on_text: Callable[[str], No
             question = heard.text
         model = _load(settings, "vl", watch)
         with watch.stage("preprocess"):
-            pre = preprocess.Qwen2VLPreprocessor.from_dir(model.model_dir)
+            pre = model.preprocessor
             content = [{"type": "image"} for _ in images] + [{"type": "video"} for _ in videos]
             prompt = pre.apply_chat_template(
                 [{"role": "user", "content": [*content, {"type": "text", "text": question}]}]
@@ -137,17 +137,11 @@ def run_ask(request: AskRequest, settings: Settings, on_text: Callable[[str], No
     else:
         model = _load(settings, "audio", watch)
         with watch.stage("preprocess"):
-            pre = preprocess.Qwen2AudioPreprocessor.from_dir(model.model_dir)
+            pre = model.preprocessor
             inputs = audio_prompt(pre, split_clips(audio), request.text)
     ids = _generate(model, inputs, pre, max_new, sampling, on_text, result, watch, started)
     result.text = pre.decode(ids, skip_special_tokens=True).strip()
     return result
-
-
-def _sampling(request: AskRequest, settings: Settings) -> dict[str, Any]:
-    if request.greedy or settings.generation.temperature == 0:
-        return {"do_sample": False}
-    return {"do_sample": True, "temperature": settings.generation.temperature, "top_p": settings.generation.top_p}
 
 
 def _generate(model, inputs, pre, max_new, sampling, on_text, result, watch, started) -> list[int]:

@@ -102,6 +102,12 @@ class GenerationSettings:
     temperature: float = field(metadata=_range(0, 5))
     top_p: float = field(metadata=_range(0, 1))
 
+    def sampling(self, greedy: bool = False) -> dict[str, Any]:
+        """generate() options: temperature 0 (or `greedy`) means greedy decoding."""
+        if greedy or self.temperature == 0:
+            return {"do_sample": False}
+        return {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p}
+
 
 @dataclass(frozen=True)
 class LoggingSettings:

@@ -121,11 +121,10 @@ def _route(work: Path, state: dict) -> str:
 
 
 def _answer(work: Path, state: dict) -> str:
-    from .models.preprocess import Qwen2AudioPreprocessor
     from .models.transcript import audio_prompt
 
     model = state["audio_model"]
-    pre = Qwen2AudioPreprocessor.from_dir(model.model_dir)
+    pre = model.preprocessor
     inputs = audio_prompt(pre, [state["audio"]], None)
     out = model.generate(**inputs, max_new_tokens=16, do_sample=False)
     state["answer"] = pre.decode(out[0, inputs["input_ids"].shape[1] :].tolist()).strip() or "(empty answer)"
@@ -136,11 +135,10 @@ def _answer(work: Path, state: dict) -> str:
 def _look(work: Path, state: dict) -> str:
     from PIL import Image
 
-    from .models.preprocess import Qwen2VLPreprocessor
     from .models.qwen2vl import OVQwen2VLModel
 
     model = OVQwen2VLModel(state["vl_dir"])
-    pre = Qwen2VLPreprocessor.from_dir(model.model_dir)
+    pre = model.preprocessor
     prompt = pre.apply_chat_template([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "?"}]}])
     picture = Image.fromarray(np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8))
     inputs = pre(prompt, images=[picture])

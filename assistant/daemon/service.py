@@ -184,17 +184,10 @@ class AssistantService:
 
     def _generation(self) -> dict[str, Any]:
         g = self.settings.generation
-        sampling: dict[str, Any] = (
-            {"do_sample": False}
-            if g.temperature == 0
-            else {"do_sample": True, "temperature": g.temperature, "top_p": g.top_p}
-        )
-        return {"max_new_tokens": g.max_new_tokens, "cancel": self.cancel, **sampling}
+        return {"max_new_tokens": g.max_new_tokens, "cancel": self.cancel, **g.sampling()}
 
     def _voice_answer(self, audio: np.ndarray) -> str:
-        from ..models.preprocess import Qwen2AudioPreprocessor
-
-        pre = Qwen2AudioPreprocessor.from_dir(self.audio_model.model_dir)
+        pre = self.audio_model.preprocessor
         clips = [*self.conversation.clips, audio[: 30 * SAMPLE_RATE]]
         prompt = pre.apply_chat_template(self.conversation.messages(len(clips) - 1))
         inputs = pre(prompt, audio=clips)
@@ -204,7 +197,6 @@ class AssistantService:
         return answer
 
     def _screen_answer(self, question: str) -> str:
-        from ..models.preprocess import Qwen2VLPreprocessor
         from ..screen.capture import capture_screen
 
         if self.vl_model is None:
@@ -213,7 +205,7 @@ class AssistantService:
         if self.settings.screen.save_dir is not None:
             self.settings.screen.save_dir.mkdir(parents=True, exist_ok=True)
             shot.save(self.settings.screen.save_dir / f"screen-{time.strftime('%Y%m%d-%H%M%S')}.png")
-        pre = Qwen2VLPreprocessor.from_dir(self.vl_model.model_dir)
+        pre = self.vl_model.preprocessor
         prompt = pre.apply_chat_template(
             [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
         )

@@ -3,6 +3,7 @@ the `generate` signature of transformers, and the engine that runs it."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -24,6 +25,7 @@ class OVModelBase:
     """A converted model folder compiled on one OpenVINO device."""
 
     kind: ModelKind
+    preprocessor_class: str  # the name in assistant.models.preprocess that prepares this model's inputs
 
     def __init__(
         self,
@@ -48,6 +50,13 @@ class OVModelBase:
         self._embed_request = self._compiled["text_embeddings"].create_infer_request()
         self.last_stats = GenerationStats()
         self._lock = threading.Lock()  # one generation at a time: the KV state is shared
+
+    @functools.cached_property
+    def preprocessor(self) -> Any:
+        """This folder's tokenizer, chat template and media preprocessing, read once and reused."""
+        from . import preprocess
+
+        return getattr(preprocess, self.preprocessor_class).from_dir(self.model_dir)
 
     def _read_generation_config(self) -> dict[str, Any]:
         path = self.model_dir / "generation_config.json"

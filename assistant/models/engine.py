@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -59,7 +59,6 @@ class GenerationStats:
     decode_s: float = 0.0
     cancelled: bool = False
     stopped_on: int | None = None
-    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def ms_per_token(self) -> float:

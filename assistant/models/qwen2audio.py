@@ -19,6 +19,7 @@ from .transcript import ASR_PROMPT, Transcript, audio_prompt, guess_language, pa
 
 class OVQwen2AudioModel(OVModelBase):
     kind = "qwen2-audio"
+    preprocessor_class = "Qwen2AudioPreprocessor"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -35,9 +36,7 @@ class OVQwen2AudioModel(OVModelBase):
 
     def transcribe(self, audio: np.ndarray, max_new_tokens: int = 200) -> Transcript:
         """What was said (16 kHz mono float32), with the detected language; greedy, any length."""
-        from .preprocess import Qwen2AudioPreprocessor
-
-        pre = Qwen2AudioPreprocessor.from_dir(self.model_dir)
+        pre = self.preprocessor
         texts, language = [], None
         for clip in split_clips(audio):
             inputs = audio_prompt(pre, [clip], ASR_PROMPT)

@@ -21,6 +21,7 @@ IMAGE, VIDEO = 1, 2  # mm_token_type_ids values
 
 class OVQwen2VLModel(OVModelBase):
     kind = "qwen2-vl"
+    preprocessor_class = "Qwen2VLPreprocessor"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
