@@ -153,6 +153,28 @@ def test_two_turn_image_conversation_equals_pytorch(ov_vl, vl_torch):
     assert got == expected
 
 
+def test_a_new_picture_of_the_same_size_is_not_taken_from_the_cache(ov_vl, vl_torch):
+    """Two screenshots of one screen have the same placeholder ids; the second must still be seen."""
+    model, processor = vl_torch
+    question = {"type": "text", "text": "What is on my screen?"}
+    ov_vl.reset()
+    for seed in (11, 12):
+        inputs = vl_inputs(processor, [{"type": "image", "image": picture(112, 84, seed)}, question])
+        expected = torch_generate(model, inputs)
+        assert ov_vl.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist() == expected
+    assert ov_vl.last_stats.reused_tokens < inputs["input_ids"].shape[1] - 1
+
+
+def test_a_new_clip_of_the_same_length_is_not_taken_from_the_cache(ov_audio, audio_torch):
+    model, processor = audio_torch
+    ov_audio.reset()
+    for text in ("Turn it up", "Turn it off"):
+        content = [{"type": "audio", "audio": spoken(text, seconds=2.0)}]
+        inputs = audio_inputs(processor, content)
+        expected = torch_generate(model, inputs)
+        assert ov_audio.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist() == expected
+
+
 def test_streaming_gives_the_same_text_with_a_transformers_text_streamer(ov_vl, vl_torch, capsys):
     from transformers import TextStreamer
 

@@ -4,6 +4,7 @@ the `generate` signature of transformers, and the engine that runs it."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import threading
@@ -114,19 +115,21 @@ class OVModelBase:
         ids: np.ndarray,
         embed_prompt,
         positions,
-        spans: list[tuple[int, int]],
+        media: list[tuple[tuple[int, int], str]],
         max_new_tokens: int,
         do_sample: bool | None,
         streamer: Any,
         options: dict[str, Any],
     ) -> GenerationRequest:
-        """The engine request for a prompt whose media sit in `spans` (never split by cache reuse)."""
+        """The engine request for a prompt whose media sit in spans (never split by cache reuse),
+        each with a digest of its content: `media` is [((start, end), digest), ...]."""
         return GenerationRequest(
             input_ids=ids,
             embed_prompt=embed_prompt,
             embed_tokens=self.embed_text,
             positions=positions,
-            safe_prefix=outside_spans(spans),
+            safe_prefix=outside_spans([span for span, _ in media]),
+            cache_keys=cache_keys(ids, media),
             sampling=self.sampling(
                 do_sample,
                 options.get("temperature"),
@@ -199,6 +202,20 @@ def token_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     starts = np.concatenate([[hits[0]], hits[breaks + 1]])
     ends = np.concatenate([hits[breaks] + 1, [hits[-1] + 1]])
     return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
+
+
+def content_digest(array: np.ndarray) -> str:
+    """A short digest of an array's bytes: tells two images or clips apart (~1 ms per MB)."""
+    data = np.ascontiguousarray(array)
+    return hashlib.blake2b(data.view(np.uint8).reshape(-1), digest_size=16).hexdigest()
+
+
+def cache_keys(ids: np.ndarray, media: list[tuple[tuple[int, int], str]]) -> list[Any]:
+    """Token ids, with each media placeholder replaced by (content digest, offset in the media)."""
+    keys: list[Any] = [int(i) for i in ids]
+    for (start, end), digest in media:
+        keys[start:end] = [(digest, k) for k in range(end - start)]
+    return keys
 
 
 def outside_spans(spans: list[tuple[int, int]]) -> Any:

@@ -1,9 +1,11 @@
 """One generation engine over a stateful OpenVINO language model, shared by both models.
 
 The language model keeps its KV cache as state inside the infer request. The engine
-remembers which token ids that state holds, so a later call whose prompt starts with them
-(the next turn of a conversation) prefills only the new tokens: earlier images and audio
-are neither re-encoded nor re-attended from scratch.
+remembers what that state holds, one key per position: the token id, or for an image or
+audio placeholder a digest of that media's content plus the offset in it (two screenshots
+of the same size have the same placeholder ids but not the same keys). A later call whose
+prompt starts with the same keys (the next turn of a conversation) prefills only the new
+tokens: earlier images and audio are neither re-encoded nor re-attended from scratch.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -47,6 +49,8 @@ class GenerationRequest:
     seed: int | None = None
     # Moves a reusable prefix length back to the start of an image/audio span it would cut.
     safe_prefix: Callable[[int], int] = lambda n: n
+    # What each prompt position holds, for reusing the cache: token ids unless media say otherwise.
+    cache_keys: Sequence[Hashable] | None = None
 
 
 @dataclass
@@ -66,22 +70,22 @@ class GenerationStats:
 
 
 class StatefulDecoder:
-    """A compiled stateful language model and the token ids its state currently holds."""
+    """A compiled stateful language model and the keys of what its state currently holds."""
 
     def __init__(self, compiled_model: Any):
         self.request = compiled_model.create_infer_request()
-        self.cached_ids: list[int] = []
+        self.cached_keys: list[Hashable] = []
         self._batch = np.zeros(1, np.int32)
 
     def reset(self) -> None:
         self.request.reset_state()
-        self.cached_ids = []
+        self.cached_keys = []
 
-    def common_prefix(self, input_ids: Sequence[int]) -> int:
-        """How many leading prompt tokens the state already holds (at least one token is left to run)."""
-        limit = min(len(self.cached_ids), len(input_ids) - 1)
+    def common_prefix(self, keys: Sequence[Hashable]) -> int:
+        """How many leading prompt positions the state already holds (at least one is left to run)."""
+        limit = min(len(self.cached_keys), len(keys) - 1)
         n = 0
-        while n < limit and self.cached_ids[n] == input_ids[n]:
+        while n < limit and self.cached_keys[n] == keys[n]:
             n += 1
         return n
 
@@ -90,17 +94,17 @@ class StatefulDecoder:
         if n == 0:
             self.reset()
             return
-        if n == len(self.cached_ids):
+        if n == len(self.cached_keys):
             return
         import openvino as ov
 
         for state in self.request.query_state():  # [batch, kv_heads, seq, head_dim]
             state.state = ov.Tensor(np.ascontiguousarray(state.state.data[:, :, :n]))
-        del self.cached_ids[n:]
+        del self.cached_keys[n:]
 
-    def forward(self, embeds: np.ndarray, position_ids: np.ndarray, ids: Sequence[int]) -> np.ndarray:
-        """Run `embeds` (the tokens `ids`) after the cached ones; return the last position's logits."""
-        total = len(self.cached_ids) + embeds.shape[1]
+    def forward(self, embeds: np.ndarray, position_ids: np.ndarray, keys: Sequence[Hashable]) -> np.ndarray:
+        """Run `embeds` (positions with `keys`) after the cached ones; return the last position's logits."""
+        total = len(self.cached_keys) + embeds.shape[1]
         self.request.infer(
             {
                 "inputs_embeds": embeds,
@@ -109,7 +113,7 @@ class StatefulDecoder:
                 "beam_idx": self._batch,
             }
         )
-        self.cached_ids.extend(int(i) for i in ids)
+        self.cached_keys.extend(keys)
         return self.request.get_tensor("logits").data[0, -1]
 
 
@@ -117,7 +121,8 @@ def run_generation(decoder: StatefulDecoder, req: GenerationRequest, stats: Gene
     """Prefill the prompt (reusing the cached prefix), then yield new token ids one by one."""
     started = time.perf_counter()
     ids = [int(i) for i in req.input_ids]
-    reuse = req.safe_prefix(decoder.common_prefix(ids))
+    keys = list(req.cache_keys) if req.cache_keys is not None else ids
+    reuse = req.safe_prefix(decoder.common_prefix(keys))
     decoder.keep(reuse)
     stats.prompt_tokens, stats.reused_tokens = len(ids), reuse
     rng = np.random.default_rng(req.seed)
@@ -126,7 +131,7 @@ def run_generation(decoder: StatefulDecoder, req: GenerationRequest, stats: Gene
     generated: list[int] = []
     try:
         embeds = req.embed_prompt(reuse)
-        logits = decoder.forward(embeds, req.positions(reuse, len(ids) - reuse), ids[reuse:])
+        logits = decoder.forward(embeds, req.positions(reuse, len(ids) - reuse), keys[reuse:])
         stats.prefill_s = time.perf_counter() - started
         decode_started = time.perf_counter()
         while len(generated) < req.max_new_tokens:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .audio_frames import encoder_input_frames, valid_audio_tokens
-from .base import OVModelBase, as_numpy, single_row, token_runs
+from .base import OVModelBase, as_numpy, content_digest, single_row, token_runs
 from .engine import GenerationRequest
 from .transcript import ASR_PROMPT, Transcript, audio_prompt, guess_language, parse_transcript, split_clips
 
@@ -86,4 +86,5 @@ class OVQwen2AudioModel(OVModelBase):
         def position_ids(start: int, count: int) -> np.ndarray:
             return np.arange(start, start + count, dtype=np.int64).reshape(1, count)
 
-        return self._make_request(ids, embed_prompt, position_ids, spans, max_new_tokens, do_sample, streamer, options)
+        media = [(span, content_digest(features[k][:, : valid[k]])) for k, span in enumerate(spans)]
+        return self._make_request(ids, embed_prompt, position_ids, media, max_new_tokens, do_sample, streamer, options)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import OVModelBase, as_numpy, single_row, token_runs
+from .base import OVModelBase, as_numpy, content_digest, single_row, token_runs
 from .engine import GenerationRequest
 from .preprocess.positions import get_rope_index
 from .vision_layout import attention_chunks, vision_rotary_angles
@@ -112,9 +112,14 @@ class OVQwen2VLModel(OVModelBase):
             steps = np.arange(start, start + count) + delta
             return np.broadcast_to(steps, (3, 1, count)).astype(np.int64).copy()
 
-        return self._make_request(
-            ids, embed_prompt, position_ids, token_runs(token_types != 0), max_new_tokens, do_sample, streamer, options
-        )
+        media = []
+        for kind, values, grid in ((IMAGE, pixel_values, image_grid), (VIDEO, video_values, video_grid)):
+            for k, span in enumerate(token_runs(token_types == kind)):
+                if values is not None and grid is not None and k < len(grid):
+                    media.append((span, content_digest(_select(values, grid, [k])[0])))
+                else:  # a missing picture is reported by embed_prompt; its key only has to be unique
+                    media.append((span, f"missing-{kind}-{k}"))
+        return self._make_request(ids, embed_prompt, position_ids, media, max_new_tokens, do_sample, streamer, options)
 
 
 def _token_types(ids: np.ndarray, image_id: int, video_id: int) -> np.ndarray:
