@@ -222,15 +222,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     logging.getLogger("assistant").setLevel(getattr(logging, settings.logging.level))
     file_mode = args.input != "mic"
-    source = (
-        FileSource(Path(args.input), realtime=args.realtime)
-        if file_mode
-        else MicrophoneSource(settings.audio.input_device)
-    )
     if args.exit_at_end and not file_mode:
         raise UsageError("--exit-at-end needs --input FILE.wav")
-    if not args.no_tray and settings.tray.enabled:
-        log.warning("the tray icon is not available in this version; running without it")
+    source = FileSource(Path(args.input), realtime=args.realtime) if file_mode else None
+    microphone = None
+    if not file_mode:
+        microphone = MicrophoneSource(settings.audio.input_device)
+        microphone.check()  # before loading the models: no microphone is a one-line error at once
     runtime = RuntimeOptions.from_settings(settings.runtime)
     audio_model = OVQwen2AudioModel(settings.models.audio_dir, device=settings.runtime.device, runtime=runtime)
     try:
@@ -243,21 +241,74 @@ def _cmd_run(args: argparse.Namespace) -> int:
         stream = sys.stdout
     elif args.events:
         stream = open(args.events, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    speaker = _speaker(settings)
+    service = AssistantService(settings, EventLog(stream), audio_model, vl_model, speaker=speaker)
+    tray = None
     try:
-        service = AssistantService(settings, EventLog(stream), audio_model, vl_model)
-        notify_ready("listening")
 
         async def main() -> None:
-            if not file_mode:
-                source.open(asyncio.get_running_loop())
-            await service.run(source.frames(), file_mode, args.exit_at_end)
+            nonlocal tray
+            loop = asyncio.get_running_loop()
+            frames_from = source
+            if microphone is not None:
+                microphone.on_lost, microphone.on_back = service.microphone_lost, service.microphone_back
+                microphone.open(loop)
+                frames_from = microphone
+            if not args.no_tray and settings.tray.enabled:
+                tray = _tray(service, settings, loop)
+            notify_ready("listening")
+            await service.run(frames_from.frames(), file_mode, args.exit_at_end)
 
         asyncio.run(main())
     finally:
         notify_stopping()
+        if tray is not None:
+            tray.stop()
+        if speaker is not None:
+            speaker.shutdown()
         if stream is not None and stream is not sys.stdout:
             stream.close()
+    if service.model_threads_running():
+        # A long prefill cannot be interrupted between tokens; stopping must not wait for it.
+        log.info("a model call was still running; exiting without waiting for it")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
+
+
+def _speaker(settings):
+    """The service's voice, or None when speaking is turned off."""
+    if not settings.tts.enabled:
+        return None
+    from .speech.speaker import Speaker
+    from .speech.synthesis import Player, synthesize
+
+    return Speaker(
+        lambda text: synthesize(text, settings.tts.voice, settings.tts.rate),
+        Player(settings.audio.output_device),
+        tail_s=settings.audio.speaking_tail_ms / 1000,
+    )
+
+
+def _tray(service, settings, loop):
+    """The tray icon wired to the service (None when headless: the reason is logged)."""
+    from .open_config import open_config
+    from .tray.icon import TrayActions, TrayIcon
+
+    actions = TrayActions(
+        talk=service.talk,
+        toggle_mute=service.toggle_mute,
+        ask_screen=service.ask_screen,
+        stop_speaking=service.stop_speaking,
+        open_config=lambda: open_config(settings),
+        quit=service.stop,
+    )
+    tray = TrayIcon.start(actions, loop.call_soon_threadsafe)
+    if tray is not None:
+        service.on_state = lambda activity: tray.show(activity.state, activity.muted)
+        tray.show(service.activity.state, service.activity.muted)
+    return tray
 
 
 def _cmd_selftest(args: argparse.Namespace) -> int:

@@ -51,3 +51,17 @@ def mentions_screen(transcript: str, screen_phrases: tuple[str, ...]) -> bool:
     from .text_match import contains_phrase
 
     return any(contains_phrase(transcript, phrase) for phrase in screen_phrases)
+
+
+# Said after the wake phrase while an answer is being spoken: stop talking, answer nothing.
+STOP_PHRASES = (
+    *("stop", "stop talking", "be quiet", "quiet", "cancel", "never mind", "shut up"),
+    *("停", "停止", "别说了", "安静"),
+)
+
+
+def is_stop_command(question: str) -> bool:
+    """ "Hey assistant, stop": the whole request is one of the stop phrases."""
+    from .text_match import normalize
+
+    return normalize(question) in {normalize(p) for p in STOP_PHRASES}

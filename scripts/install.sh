@@ -22,12 +22,14 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="${PYTHON:-python3}"
 venv="${ASSISTANT_VENV:-$repo/.venv}"
 
-# Runtime: PortAudio for sounddevice, espeak-ng for pyttsx3's voice, aplay, and the
-# ALSA->PulseAudio/PipeWire plugin so the desktop's chosen devices are reachable.
-runtime_packages=(libportaudio2 espeak-ng alsa-utils libasound2-plugins python3-venv ca-certificates)
+# Runtime: PortAudio for sounddevice, espeak-ng for pyttsx3's voice, aplay, the
+# ALSA->PulseAudio/PipeWire plugin so the desktop's chosen devices are reachable, and
+# PyGObject with GTK 3 / AppIndicator for a tray icon with a menu.
+runtime_packages=(libportaudio2 espeak-ng alsa-utils libasound2-plugins python3-venv ca-certificates
+                  python3-gi gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1)
 # Tests: a real X server and tray host, a PulseAudio virtual microphone, speech tools,
 # and the validators for the login files.
-test_packages=(xvfb x11-utils xdotool trayer pulseaudio pulseaudio-utils sox systemd desktop-file-utils)
+test_packages=(xvfb x11-utils xdotool trayer dbus-daemon pulseaudio pulseaudio-utils sox systemd desktop-file-utils)
 
 packages=("${runtime_packages[@]}")
 if [[ $with_tests == 1 ]]; then packages+=("${test_packages[@]}"); fi
@@ -65,5 +67,23 @@ extras=""
 if [[ $with_tests == 1 ]]; then extras="[test]"; fi
 echo ">> installing the assistant and its Python dependencies into $venv (a few GB the first time)"
 "$venv/bin/python" -m pip install --progress-bar off -e "$repo$extras"
+
+# pystray's menus need PyGObject. pip would have to build it against the system's GLib; the
+# distribution's python3-gi is the same code, so link it into the venv when the Pythons match.
+site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+venv_version="$("$venv/bin/python" -c 'import sys; print(sys.version_info[:2])')"
+for system_python in /usr/bin/python3 "$python"; do
+  [[ -x "$(command -v "$system_python")" ]] || continue
+  [[ "$("$system_python" -c 'import sys; print(sys.version_info[:2])')" == "$venv_version" ]] || continue
+  gi_dir="$("$system_python" -c 'import gi, os; print(os.path.dirname(gi.__file__))' 2>/dev/null || true)"
+  if [[ -n "$gi_dir" && "$gi_dir" != "$site/gi" ]]; then
+    ln -sfn "$gi_dir" "$site/gi"
+    echo ">> tray menus: using the system's PyGObject ($gi_dir)"
+    break
+  fi
+done
+if ! "$venv/bin/python" -c 'import gi' 2>/dev/null; then
+  echo ">> note: no PyGObject for this Python; the tray icon will have no menu (install python3-gi)"
+fi
 
 echo ">> done: $venv/bin/assistant --help"

@@ -2,6 +2,7 @@
 
 - `xvfb()`: an X server on a free display number (Xvfb -displayfd), DISPLAY for it.
 - `tray_host(display)`: trayer, an X11 system tray, on that display.
+- `session_bus()`: a private D-Bus session bus, which GTK's tray icon needs.
 - `pulse_virtual_mic()`: a private PulseAudio server with a 16 kHz mono null sink whose
   monitor is the default source; audio played into the sink is what the "microphone" hears.
 """
@@ -93,6 +94,26 @@ def tray_host(display: str) -> Iterator[subprocess.Popen]:
     try:
         _wait_for(lambda: x11_tray_host(display) is True, 10, "trayer to own the system tray")
         yield proc
+    finally:
+        _stop(proc)
+
+
+@contextlib.contextmanager
+def session_bus() -> Iterator[str]:
+    """A private D-Bus session bus (what a desktop session has); yields DBUS_SESSION_BUS_ADDRESS."""
+    require("dbus-daemon")
+    proc = subprocess.Popen(
+        ["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 10)
+        address = proc.stdout.readline().strip() if ready else ""
+        if not address:
+            raise RuntimeError("dbus-daemon did not print its address")
+        yield address
     finally:
         _stop(proc)
 

@@ -2,14 +2,16 @@
 
 The microphone's callback runs on PortAudio's thread; frames cross into the asyncio loop
 with `call_soon_threadsafe` into a bounded queue that drops the oldest frames (and says so)
-when the loop falls behind, so capture never blocks.
+when the loop falls behind, so capture never blocks. A microphone that stops delivering
+(unplugged, the sound server restarted) is reopened with exponential backoff, and the
+service is told when it is lost and when it is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,14 +76,47 @@ class FileSource:
             yield Frame(samples, t)
 
 
-class MicrophoneSource:
-    """The configured (or the desktop's default) input device, opened at 16 kHz mono int16."""
+class Backoff:
+    """Waits between reopening attempts: first, doubling up to `longest` (pure)."""
 
-    def __init__(self, device: str | int = "", max_queued_s: float = 10.0):
+    def __init__(self, first: float = 1.0, longest: float = 30.0):
+        self.first, self.longest = first, longest
+        self._next = first
+
+    def next(self) -> float:
+        wait, self._next = self._next, min(self._next * 2, self.longest)
+        return wait
+
+    def reset(self) -> None:
+        self._next = self.first
+
+
+class MicrophoneSource:
+    """The configured (or the desktop's default) input device, opened at 16 kHz mono int16.
+
+    Opening fails at once with a clear error; a microphone lost later is retried with
+    backoff while `on_lost(message)` / `on_back()` keep the service informed.
+    """
+
+    # No frame for this long from an open stream means the device is gone (frames come every 30 ms).
+    STALL_S = 3.0
+
+    def __init__(
+        self,
+        device: str | int = "",
+        max_queued_s: float = 10.0,
+        on_lost: Callable[[str], None] | None = None,
+        on_back: Callable[[], None] | None = None,
+        backoff: Backoff | None = None,
+    ):
         self.device = device
         self.max_frames = int(max_queued_s / FRAME_SECONDS)
         self.queue: DropOldestQueue | None = None
         self._stream = None
+        self.on_lost = on_lost or (lambda message: None)
+        self.on_back = on_back or (lambda: None)
+        self.backoff = backoff or Backoff()
+        self._count = 0
 
     def resolve_device(self) -> int | None:
         if self.device == "":
@@ -91,18 +126,25 @@ class MicrophoneSource:
             raise AudioUnavailable(f"no microphone matches {self.device!r}; see `assistant devices`")
         return found.index
 
+    def check(self) -> None:
+        """Fail now, with a clear line, when the device cannot record 16 kHz mono (before models load)."""
+        sd = load_sounddevice()
+        device = self.resolve_device()
+        try:
+            sd.check_input_settings(device=device, channels=1, dtype="int16", samplerate=SAMPLE_RATE)
+        except Exception as exc:  # PortAudio reports every failure as a plain error
+            raise AudioUnavailable(f"cannot use the microphone ({exc}); check `assistant devices`") from None
+
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         sd = load_sounddevice()
         self.queue = DropOldestQueue(self.max_frames)
         queue = self.queue
-        count = 0
 
         def callback(indata, frames, time_info, status) -> None:  # PortAudio's thread
-            nonlocal count
             if status:
                 log.debug("microphone status: %s", status)
-            frame = Frame(np.frombuffer(bytes(indata), dtype=np.int16).copy(), count * FRAME_SECONDS)
-            count += 1
+            frame = Frame(np.frombuffer(bytes(indata), dtype=np.int16).copy(), self._count * FRAME_SECONDS)
+            self._count += 1
             loop.call_soon_threadsafe(queue.put, frame)
 
         try:
@@ -129,10 +171,43 @@ class MicrophoneSource:
                 self._stream = None
 
     async def frames(self) -> AsyncIterator[Frame]:
+        loop = asyncio.get_running_loop()
         if self.queue is None:
-            self.open(asyncio.get_running_loop())
+            self.open(loop)
         try:
             while True:
-                yield await self.queue.get()
+                try:
+                    yield await asyncio.wait_for(self.queue.get(), self.STALL_S)
+                    continue
+                except TimeoutError:
+                    self.close()
+                    self.on_lost("the microphone stopped sending audio; trying to reopen it")
+                await self._reopen(loop)
         finally:
             self.close()
+
+    async def _reopen(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.backoff.reset()
+        while True:
+            wait = self.backoff.next()
+            log.info("microphone: trying again in %g s", wait)
+            await asyncio.sleep(wait)
+            try:
+                self._reset_portaudio()
+                self.open(loop)
+            except AudioUnavailable as exc:
+                log.warning("microphone still unavailable: %s", exc)
+                continue
+            log.info("microphone is back")
+            self.on_back()
+            return
+
+    @staticmethod
+    def _reset_portaudio() -> None:
+        """PortAudio lists devices once per initialisation; a new or restarted device needs a fresh one."""
+        sd = load_sounddevice()
+        try:
+            sd._terminate()
+            sd._initialize()
+        except Exception as exc:  # private API: if it changes, reopening still works for the same device
+            log.debug("could not reinitialise PortAudio: %s", exc)

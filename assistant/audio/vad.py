@@ -87,6 +87,13 @@ class UtteranceCutter:
                 self._recording = []
         return out
 
+    def skip(self) -> None:
+        """One frame that is not listened to (muted): time goes on, speech in progress is dropped."""
+        self.t += FRAME_SAMPLES / SAMPLE_RATE
+        self.endpointer.reset()
+        self._recording = []
+        self._pre_roll.clear()
+
     def flush(self) -> list[EndpointEvent | Utterance]:
         out: list[EndpointEvent | Utterance] = []
         for event in self.endpointer.flush():

@@ -2,9 +2,13 @@
 
 frames -> endpointer -> utterance -> transcript (Qwen2-Audio) -> activation -> route
     -> screen: screenshot + Qwen2-VL | voice: Qwen2-Audio voice chat with the conversation so far
-    -> answer -> speech
-Model calls run in worker threads, so capture never stalls; one request is answered at a time
-and one failed request is reported and spoken as an apology while listening goes on.
+    -> streamed tokens -> sentences -> speaker (its own thread, one sentence at a time)
+tray / signals -> commands on the loop (mute, talk, ask about the screen, stop speaking, quit)
+
+Model calls run in worker threads, so capture never stalls; one request is answered at a
+time, and a failed request is reported and apologised for while listening goes on. While
+the assistant speaks (plus a short tail) the microphone only listens for the wake phrase,
+which interrupts the answer; anything else heard then is its own voice and is ignored.
 """
 
 from __future__ import annotations
@@ -14,74 +18,115 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
 from ..activation import Activation
 from ..audio.endpointing import EndpointEvent, EndpointSettings
 from ..audio.sources import Frame
-from ..audio.vad import SAMPLE_RATE, Utterance, UtteranceCutter
+from ..audio.vad import Utterance, UtteranceCutter
 from ..config import Settings
-from ..routing import Route, mentions_screen
+from ..routing import Route, is_stop_command, mentions_screen
+from ..speech.sentences import SentenceSplitter
+from ..speech.speaker import Reply, ReplyCallbacks, Speaker
+from .conversation import Conversation
 from .events import EventLog
+from .state import Activity
 
 log = logging.getLogger(__name__)
 
 APOLOGY = "Sorry, something went wrong with that request."
-HISTORY_TURNS = 4
+NO_SCREEN = "Sorry, I cannot see the screen here."
+SCREEN_QUESTION = "What is on my screen? Describe it briefly."
+# Enough tokens for a language tag and a wake phrase: what is heard while speaking is checked for it only.
+WAKE_CHECK_TOKENS = 16
 
 
 @dataclass
-class Conversation:
-    """Voice-chat turns kept for the follow-up questions: clips and answers."""
-
-    clips: list[np.ndarray] = field(default_factory=list)
-    answers: list[str] = field(default_factory=list)
-
-    def messages(self, new_clip_index: int) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for i, answer in enumerate(self.answers):
-            out.append({"role": "user", "content": [{"type": "audio", "audio_url": f"clip-{i}"}]})
-            out.append({"role": "assistant", "content": answer})
-        out.append({"role": "user", "content": [{"type": "audio", "audio_url": f"clip-{new_clip_index}"}]})
-        return out
-
-    def remember(self, clip: np.ndarray, answer: str) -> None:
-        self.clips.append(clip)
-        self.answers.append(answer)
-        del self.clips[:-HISTORY_TURNS], self.answers[:-HISTORY_TURNS]
+class Request:
+    kind: Literal["speech", "screen"]
+    utterance: Utterance | None = None
+    endpoint_at: float = 0.0  # perf_counter when the endpointer ended the utterance
+    while_speaking: bool = False  # heard while the assistant spoke: only a wake phrase counts
 
 
 class AssistantService:
-    def __init__(self, settings: Settings, events: EventLog, audio_model, vl_model=None, speak: bool = True):
+    def __init__(
+        self,
+        settings: Settings,
+        events: EventLog,
+        audio_model,
+        vl_model=None,
+        speaker: Speaker | None = None,
+        on_state: Callable[[Activity], None] | None = None,
+    ):
         self.settings = settings
         self.events = events
         self.audio_model = audio_model
         self.vl_model = vl_model
-        self.speak_enabled = speak and settings.tts.enabled
+        self.speaker = speaker
+        self.on_state = on_state
         self.activation = Activation(
             settings.activation.mode, settings.activation.wake_phrases, settings.activation.follow_up_s
         )
         self.conversation = Conversation()
+        self.activity = Activity()
         self.stop_event = asyncio.Event()
-        self.cancel = threading.Event()  # stops a generation between two tokens
-        self._requests: asyncio.Queue[Utterance] = asyncio.Queue(maxsize=4)
+        self.cancel = threading.Event()  # stops the current generation between two tokens
+        self._requests: asyncio.Queue[Request] = asyncio.Queue(maxsize=4)
+        self._heard_while_speaking = False
+        self._model_threads: set[threading.Thread] = set()
         self.file_mode = False
+        self.clock: Callable[[], float] = lambda: 0.0
+
+    # -- commands (tray, signals); called on the loop ------------------------------------------
+
+    def stop(self) -> None:
+        self.cancel.set()
+        self.stop_event.set()
+
+    def set_muted(self, muted: bool) -> None:
+        if muted != self.activity.muted:
+            self._update(muted=muted, hearing=False)
+            self.events.emit("muted" if muted else "unmuted", self.clock())
+
+    def toggle_mute(self) -> None:
+        self.set_muted(not self.activity.muted)
+
+    def talk(self) -> None:
+        """Push-to-talk: the next utterance is a request whatever the mode."""
+        self.activation.push_to_talk()
+        self.events.emit("push_to_talk", self.clock())
+
+    def ask_screen(self) -> None:
+        """Ask Qwen2-VL about the screen now, without a spoken question."""
+        self._enqueue(Request("screen", endpoint_at=time.perf_counter()))
+
+    def stop_speaking(self) -> None:
+        self.cancel.set()  # the rest of the answer is not wanted either
+        if self.speaker is not None and self.speaker.stop():
+            self.events.emit("speak_stopped", self.clock())
+
+    def model_threads_running(self) -> bool:
+        return any(t.is_alive() for t in self._model_threads)
 
     # -- the loop ------------------------------------------------------------------------------
 
     async def run(self, frames: AsyncIterator[Frame], file_mode: bool, exit_at_end: bool) -> None:
         self.file_mode = file_mode
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop)
+        handlers = {signal.SIGTERM: self.stop, signal.SIGINT: self.stop, signal.SIGUSR1: self.talk}
+        handlers[signal.SIGUSR2] = self.stop_speaking
+        for sig, handler in handlers.items():
+            loop.add_signal_handler(sig, handler)
         started = time.monotonic()
         self.clock = (lambda: 0.0) if file_mode else (lambda: time.monotonic() - started)
         worker = asyncio.create_task(self._answer_requests())
         self.events.emit("listening", 0.0)
+        self._publish()
         try:
             reader = asyncio.create_task(self._listen(frames))
             stop = asyncio.create_task(self.stop_event.wait())
@@ -94,20 +139,20 @@ class AssistantService:
                     await stop
             reader.cancel()
             stop.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
         finally:
             self.cancel.set()
+            if self.speaker is not None:
+                self.speaker.stop()
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in handlers:
                 loop.remove_signal_handler(sig)
-            self.events.emit("stopped", self._now())
+            self.events.emit("stopped", self.clock())
 
-    def stop(self) -> None:
-        self.cancel.set()
-        self.stop_event.set()
-
-    def _now(self) -> float:
-        return self.clock()
+    def _listen_gate(self) -> bool:
+        """The microphone hears the assistant's own voice now (files never do)."""
+        return not self.file_mode and self.speaker is not None and self.speaker.busy()
 
     async def _listen(self, frames: AsyncIterator[Frame]) -> None:
         cutter = UtteranceCutter(
@@ -116,6 +161,9 @@ class AssistantService:
         async for frame in frames:
             if self.stop_event.is_set():
                 return
+            if self.activity.muted:
+                cutter.skip()
+                continue
             for item in cutter.feed(frame.samples):
                 await self._on_endpoint(item)
         for item in cutter.flush():
@@ -123,85 +171,227 @@ class AssistantService:
 
     async def _on_endpoint(self, item: EndpointEvent | Utterance) -> None:
         if isinstance(item, Utterance):
-            self.events.emit("speech_end", item.end, start=item.start, end=item.end, reason=item.reason)
+            self._update(hearing=False)
+            while_speaking = self._heard_while_speaking or self._listen_gate()
+            fields = {"start": item.start, "end": item.end, "reason": item.reason, "while_speaking": while_speaking}
+            self.events.emit("speech_end", item.end, **fields)
+            request = Request("speech", item, time.perf_counter(), while_speaking)
             if self.file_mode:
-                await self._requests.put(item)  # a file waits for the answers; nothing is dropped
-                return
-            try:
-                self._requests.put_nowait(item)
-            except asyncio.QueueFull:
-                self.events.emit("error", self._now(), message="too many requests waiting; this one was dropped")
+                await self._requests.put(request)  # a file waits for the answers; nothing is dropped
+            else:
+                self._enqueue(request)
         elif item.kind == "speech_start":
+            self._heard_while_speaking = self._listen_gate()
+            self._update(hearing=True)
             self.events.emit("speech_start", item.start)
         elif item.kind == "discarded":
+            self._update(hearing=False)
             self.events.emit("speech_discarded", item.end or item.start, start=item.start, reason=item.reason)
+
+    def _enqueue(self, request: Request) -> None:
+        try:
+            self._requests.put_nowait(request)
+        except asyncio.QueueFull:
+            self.events.emit("error", self.clock(), message="too many requests waiting; this one was dropped")
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _update(self, **changes: bool) -> None:
+        before = self.activity.state
+        self.activity = self.activity.with_(**changes)
+        if self.activity.state != before:
+            self._publish()
+
+    def _publish(self) -> None:
+        self.events.emit("state", self.clock(), state=self.activity.state.value)
+        if self.on_state is not None:
+            self.on_state(self.activity)
+
+    def microphone_lost(self, message: str) -> None:
+        self.events.emit("error", self.clock(), message=message)
+        self._update(microphone_lost=True, hearing=False)
+
+    def microphone_back(self) -> None:
+        if self.activity.microphone_lost:
+            self.events.emit("microphone_back", self.clock())
+            self._update(microphone_lost=False)
 
     # -- requests ------------------------------------------------------------------------------
 
     async def _answer_requests(self) -> None:
         while True:
-            utterance = await self._requests.get()
+            request = await self._requests.get()
+            at = self._request_time(request)
             try:
-                await self._answer(utterance)
+                self.cancel = threading.Event()
+                self._update(thinking=True)
+                await self._answer(request, at)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one failed request must not end the service
+                from ..screen.capture import ScreenCaptureUnavailable
+
                 log.exception("request failed")
-                t = utterance.end if self.file_mode else self._now()
-                self.events.emit("error", t, message=f"{type(exc).__name__}: {exc}".splitlines()[0])
-                await self._say(APOLOGY, t)
+                self.events.emit("error", at(), message=f"{type(exc).__name__}: {exc}".splitlines()[0])
+                await self._say_only(NO_SCREEN if isinstance(exc, ScreenCaptureUnavailable) else APOLOGY, at)
             finally:
+                self._update(thinking=False)
                 self._requests.task_done()
 
-    async def _answer(self, utterance: Utterance) -> None:
-        t = (lambda: utterance.end) if self.file_mode else self._now
-        audio = utterance.audio.astype(np.float32) / 32768.0
+    def _request_time(self, request: Request) -> Callable[[], float]:
+        if self.file_mode and request.utterance is not None:
+            end = request.utterance.end
+            return lambda: end  # events of a file's request carry its position in the file
+        return self.clock
+
+    async def _answer(self, request: Request, at: Callable[[], float]) -> None:
+        timings: dict[str, float] = {}
+        if request.kind == "screen":
+            question, route, clip = SCREEN_QUESTION, Route.SCREEN, None
+        else:
+            heard = await self._hear(request, timings, at)
+            if heard is None:
+                return
+            question, clip = heard
+            screen = mentions_screen(question, self.settings.routing.screen_phrases)
+            route = Route.SCREEN if screen else Route.VOICE
+        self.events.emit("route", at(), route=route.value, question=question)
+        reply = self._begin_reply(at, timings)
         started = time.perf_counter()
-        heard = await asyncio.to_thread(self.audio_model.transcribe, audio)
+        try:
+            if route is Route.SCREEN:
+                answer = await self._in_thread(self._screen_answer, question, reply, timings, at)
+            else:
+                answer = await self._in_thread(self._voice_answer, clip, reply, timings)
+        finally:
+            if reply is not None:
+                reply.close()
+        timings["answer"] = 1000 * (time.perf_counter() - started)
+        self.events.emit("answer", at(), text=answer, timings={k: round(v, 1) for k, v in timings.items()})
+        if reply is None:
+            self.activation.answered(at=self._follow_up_from(request))
+        elif self.file_mode:
+            await asyncio.to_thread(reply.finished.wait)
+
+    async def _hear(
+        self, request: Request, timings: dict[str, float], at: Callable[[], float]
+    ) -> tuple[str, np.ndarray] | None:
+        """Transcribe, then decide whether this is a request; (question, clip) or None when not."""
+        utterance = request.utterance
+        assert utterance is not None
+        clip = utterance.audio.astype(np.float32) / 32768.0
+        limit = WAKE_CHECK_TOKENS if request.while_speaking else 200
+        heard = await self._in_thread(self._transcribe, clip, limit, request.endpoint_at, timings)
         self.events.emit(
-            "transcript",
-            t(),
-            text=heard.text,
-            language=heard.language,
-            ms=round(1000 * (time.perf_counter() - started), 1),
+            "transcript", at(), text=heard.text, language=heard.language, ms=round(timings["transcribe"], 1)
         )
         decision = self.activation.decide(heard.text, at=utterance.start)
+        if request.while_speaking:
+            if decision.reason != "wake_phrase":
+                self.events.emit("ignored", at(), reason="heard while speaking")
+                return None
+            self.stop_speaking()  # a new wake phrase interrupts the answer being spoken
+            self.cancel = threading.Event()
+            heard = await self._in_thread(self._transcribe, clip, 200, request.endpoint_at, {})
+            decision = self.activation.decide(heard.text, at=utterance.start)
         if not decision.accepted:
-            self.events.emit("ignored", t(), reason=decision.reason)
-            return
-        route = (
-            Route.SCREEN if mentions_screen(decision.question, self.settings.routing.screen_phrases) else Route.VOICE
-        )
-        self.events.emit("route", t(), route=route.value, question=decision.question)
-        started = time.perf_counter()
-        if route is Route.SCREEN:
-            answer = await asyncio.to_thread(self._screen_answer, decision.question)
-        else:
-            answer = await asyncio.to_thread(self._voice_answer, audio)
-        self.events.emit("answer", t(), text=answer, ms=round(1000 * (time.perf_counter() - started), 1))
-        await self._say(answer, t())
-        self.activation.answered(at=utterance.end if self.file_mode else self._now())
+            self.events.emit("ignored", at(), reason=decision.reason)
+            return None
+        if is_stop_command(decision.question):
+            self.stop_speaking()
+            self.events.emit("ignored", at(), reason="stop command")
+            return None
+        return decision.question, clip
+
+    def _follow_up_from(self, request: Request) -> float:
+        if self.file_mode and request.utterance is not None:
+            return request.utterance.end
+        return self.clock()
+
+    # -- model calls (worker threads) ----------------------------------------------------------
+
+    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a model call in a daemon thread: shutting down never waits for a long prefill."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def work() -> None:
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # handed to the loop, raised there
+                loop.call_soon_threadsafe(_settle, future, None, exc)
+            else:
+                loop.call_soon_threadsafe(_settle, future, result, None)
+
+        thread = threading.Thread(target=work, name="model-call", daemon=True)
+        self._model_threads = {t for t in self._model_threads if t.is_alive()} | {thread}
+        thread.start()
+        return await future
+
+    def _transcribe(self, clip: np.ndarray, limit: int, endpoint_at: float, timings: dict[str, float]):
+        called = time.perf_counter()
+        timings["end_to_model_call"] = 1000 * (called - endpoint_at)
+        inputs = self.conversation.transcription_inputs(self.audio_model.preprocessor, clip)
+        heard = self.audio_model.transcribe_prompt(inputs, max_new_tokens=limit)
+        timings["transcribe"] = 1000 * (time.perf_counter() - called)
+        return heard
 
     def _generation(self) -> dict[str, Any]:
         g = self.settings.generation
         return {"max_new_tokens": g.max_new_tokens, "cancel": self.cancel, **g.sampling()}
 
-    def _voice_answer(self, audio: np.ndarray) -> str:
-        pre = self.audio_model.preprocessor
-        clips = [*self.conversation.clips, audio[: 30 * SAMPLE_RATE]]
-        prompt = pre.apply_chat_template(self.conversation.messages(len(clips) - 1))
-        inputs = pre(prompt, audio=clips)
-        out = self.audio_model.generate(**inputs, **self._generation())
-        answer = pre.decode(out[0, inputs["input_ids"].shape[1] :].tolist()).strip()
-        self.conversation.remember(clips[-1], answer)
+    def _stream(self, model, inputs: dict[str, Any], reply: Reply | None, timings: dict[str, float]) -> str:
+        """Generate, handing each finished sentence to the voice while the rest is still written."""
+        from ..models.preprocess import StreamDecoder
+
+        pre = model.preprocessor
+        decoder = StreamDecoder(pre.tokenizer)
+        splitter = SentenceSplitter()
+        stops = model.stop_ids()
+        started = time.perf_counter()
+        pieces: list[str] = []
+
+        def say(sentences: list[str]) -> None:
+            if sentences and "first_sentence" not in timings:
+                timings["first_sentence"] = 1000 * (time.perf_counter() - started)
+                timings["first_sentence_at"] = time.perf_counter()
+            for sentence in sentences:
+                if reply is not None:
+                    reply.say(sentence)
+
+        def on_token(token: int) -> None:
+            if "first_token" not in timings:
+                timings["first_token"] = 1000 * (time.perf_counter() - started)
+                timings["first_token_at"] = time.perf_counter()
+            if token in stops:
+                return
+            text = decoder.put(token)
+            pieces.append(text)
+            say(splitter.feed(text))
+
+        model.generate(**inputs, on_token=on_token, **self._generation())
+        rest = decoder.end()
+        pieces.append(rest)
+        say(splitter.feed(rest) + splitter.flush())
+        return "".join(pieces).strip()
+
+    def _voice_answer(self, clip: np.ndarray, reply: Reply | None, timings: dict[str, float]) -> str:
+        inputs = self.conversation.voice_inputs(self.audio_model.preprocessor, clip)
+        answer = self._stream(self.audio_model, inputs, reply, timings)
+        self.conversation.remember(clip, answer)
         return answer
 
-    def _screen_answer(self, question: str) -> str:
+    def _screen_answer(
+        self, question: str, reply: Reply | None, timings: dict[str, float], at: Callable[[], float]
+    ) -> str:
         from ..screen.capture import capture_screen
 
         if self.vl_model is None:
-            raise RuntimeError("the screen model is not loaded")
+            raise RuntimeError("the screen model is not loaded; convert it with `assistant convert vl`")
+        started = time.perf_counter()
         shot = capture_screen(self.settings.screen.monitor)
+        timings["screenshot"] = 1000 * (time.perf_counter() - started)
+        self.events.emit("screenshot", at(), width=shot.width, height=shot.height)
         if self.settings.screen.save_dir is not None:
             self.settings.screen.save_dir.mkdir(parents=True, exist_ok=True)
             shot.save(self.settings.screen.save_dir / f"screen-{time.strftime('%Y%m%d-%H%M%S')}.png")
@@ -210,19 +400,52 @@ class AssistantService:
             [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
         )
         inputs = pre(prompt, images=[shot], max_pixels=self.settings.screen.max_pixels)
-        out = self.vl_model.generate(**inputs, **self._generation())
-        return pre.decode(out[0, inputs["input_ids"].shape[1] :].tolist()).strip()
+        return self._stream(self.vl_model, inputs, reply, timings)
 
-    async def _say(self, text: str, t: float) -> None:
-        if not self.speak_enabled or not text:
-            return
-        from ..speech.synthesis import Player, synthesize
+    # -- speaking ------------------------------------------------------------------------------
 
-        self.events.emit("speak_start", t, text=text)
-        try:
-            speech = await asyncio.to_thread(synthesize, text, self.settings.tts.voice, self.settings.tts.rate)
-            await asyncio.to_thread(Player(self.settings.audio.output_device).play, speech)
-        except Exception as exc:  # no speaker or no voice: say so, keep listening
-            self.events.emit("error", t, message=f"could not speak: {exc}")
+    def _begin_reply(self, at: Callable[[], float], timings: dict[str, float]) -> Reply | None:
+        """A reply on the speaker whose start and end become events (None when not speaking)."""
+        if self.speaker is None:
+            return None
+        loop = asyncio.get_running_loop()
+
+        def started(first_audio_at: float) -> None:
+            fields: dict[str, Any] = {}
+            for mark in ("first_token", "first_sentence"):
+                if f"{mark}_at" in timings:
+                    fields[f"after_{mark}_ms"] = round(1000 * (first_audio_at - timings[f"{mark}_at"]), 1)
+            self.events.emit("speak_start", at(), **fields)
+            self._update(speaking=True)
+
+        def ended(interrupted: bool, error: str | None) -> None:
+            if error is not None:
+                self.events.emit("error", at(), message=f"could not speak: {error}")
+            self.events.emit("speak_end", at(), interrupted=interrupted)
+            self._update(speaking=self.speaker is not None and self.speaker.speaking)
+            self.activation.answered(at=at() if self.file_mode else self.clock())
+
+        return self.speaker.begin(
+            ReplyCallbacks(
+                on_start=lambda t: loop.call_soon_threadsafe(started, t),
+                on_end=lambda interrupted, error: loop.call_soon_threadsafe(ended, interrupted, error),
+            )
+        )
+
+    async def _say_only(self, text: str, at: Callable[[], float]) -> None:
+        reply = self._begin_reply(at, {})
+        if reply is None:
             return
-        self.events.emit("speak_end", t)
+        reply.say(text)
+        reply.close()
+        if self.file_mode:
+            await asyncio.to_thread(reply.finished.wait)
+
+
+def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

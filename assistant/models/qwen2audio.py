@@ -36,17 +36,24 @@ class OVQwen2AudioModel(OVModelBase):
 
     def transcribe(self, audio: np.ndarray, max_new_tokens: int = 200) -> Transcript:
         """What was said (16 kHz mono float32), with the detected language; greedy, any length."""
-        pre = self.preprocessor
         texts, language = [], None
         for clip in split_clips(audio):
-            inputs = audio_prompt(pre, [clip], ASR_PROMPT)
-            out = self.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-            raw = pre.decode(out[0, inputs["input_ids"].shape[1] :].tolist(), skip_special_tokens=False)
-            text, tag = parse_transcript(raw)
-            texts.append(text)
-            language = language or tag
+            heard = self.transcribe_prompt(audio_prompt(self.preprocessor, [clip], ASR_PROMPT), max_new_tokens)
+            texts.append(heard.text)
+            language = language or heard.language
         text = " ".join(t for t in texts if t).strip()
         return Transcript(text, language or guess_language(text))
+
+    def transcribe_prompt(self, inputs: dict[str, Any], max_new_tokens: int = 200) -> Transcript:
+        """The transcript answering a prompt that ends with the speech-recognition request (greedy).
+
+        The prompt may hold a conversation before the clip: its KV cache is reused, and a
+        voice-chat prompt on the same conversation and clip then reuses the clip's too.
+        """
+        out = self.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        raw = self.preprocessor.decode(out[0, inputs["input_ids"].shape[1] :].tolist(), skip_special_tokens=False)
+        text, tag = parse_transcript(raw)
+        return Transcript(text, tag or guess_language(text))
 
     def _request(
         self,
