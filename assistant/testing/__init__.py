@@ -1,4 +1,5 @@
-"""Offline stand-ins for the real Qwen2-VL / Qwen2-Audio checkpoints: tokenizer, chat templates, random models.
+"""Offline stand-ins for the real Qwen2-VL / Qwen2-Audio checkpoints: tokenizer, chat templates, random models
+(and a Qwen2-Audio one scripted to say a given text).
 
 Used by the tests, `assistant selftest` and the benchmarks, none of which may download weights. Importing
 this package is cheap: torch and transformers load only when a builder is first used.
@@ -16,6 +17,7 @@ _EXPORTS = {
     "build_full_size_qwen2audio": "checkpoints",
     "build_qwen2vl": "checkpoints",
     "build_qwen2audio": "checkpoints",
+    "build_scripted_qwen2audio": "scripted",
     "qwen2vl_config": "checkpoints",
     "qwen2audio_config": "checkpoints",
     "qwen2vl_generation_config": "checkpoints",

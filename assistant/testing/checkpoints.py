@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -351,11 +351,13 @@ def _save_random_model(
     seed: int,
     generation_config: GenerationConfig,
     num_tokens: int,
+    edit_weights: Callable[[Any], None] | None = None,
 ) -> None:
     """Instantiate `model_cls` with seeded random bf16 weights and save it; the real checkpoints are bf16.
 
     Weights are drawn directly in bf16 so a full-size model needs no f32 copy (16.8 GB instead of 50 GB for
     the 7B one). Rows for ids at or past `num_tokens` (the tokenizer's length) are shrunk, see PADDED_ROWS_SCALE.
+    `edit_weights(model)`, if given, then changes weights in place (under ``torch.no_grad()``) before the save.
     """
     import torch
 
@@ -368,6 +370,8 @@ def _save_random_model(
         head = model.get_output_embeddings().weight
         if head.data_ptr() != embedding.data_ptr():
             head[num_tokens:] *= PADDED_ROWS_SCALE
+        if edit_weights is not None:
+            edit_weights(model)
     model.generation_config = generation_config
     model.save_pretrained(out)
     params = sum(p.numel() for p in model.parameters())
@@ -395,24 +399,40 @@ def build_qwen2vl(out_dir: str | Path, size: Size = "tiny", seed: int = DEFAULT_
     return out
 
 
-def build_qwen2audio(out_dir: str | Path, size: Size = "tiny", seed: int = DEFAULT_SEED) -> Path:
+def qwen2audio_tokenizer() -> Qwen2Tokenizer:
+    """The tiny tokenizer as a Qwen2-Audio folder holds it: eos ``<|endoftext|>`` (the Qwen2 tokenizer default)."""
+    return build_qwen2_tokenizer(eos_token=ENDOFTEXT, model_max_length=32768, chat_template=QWEN2AUDIO_CHAT_TEMPLATE)
+
+
+def build_qwen2audio(
+    out_dir: str | Path,
+    size: Size = "tiny",
+    seed: int = DEFAULT_SEED,
+    *,
+    edit_weights: Callable[[Any], None] | None = None,
+) -> Path:
     """Write a random-weight Qwen2-Audio checkpoint folder (`tiny`, or the 7B dimensions with `full`).
 
     The tokenizer's eos is ``<|endoftext|>`` (the Qwen2 tokenizer default); generation stops on ``<|im_end|>``
-    through generation_config either way.
+    through generation_config either way. `edit_weights(model)` may set weights by hand before the save
+    (`assistant.testing.scripted` does).
     """
     from transformers import Qwen2AudioForConditionalGeneration
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_qwen2_tokenizer(
-        eos_token=ENDOFTEXT, model_max_length=32768, chat_template=QWEN2AUDIO_CHAT_TEMPLATE
-    )
+    tokenizer = qwen2audio_tokenizer()
     ids = special_token_ids(tokenizer)
     vocab = padded_vocab_size(len(tokenizer)) if size == "tiny" else None
     config = qwen2audio_config(size, ids, vocab)
     _save_random_model(
-        Qwen2AudioForConditionalGeneration, config, out, seed, qwen2audio_generation_config(ids), len(tokenizer)
+        Qwen2AudioForConditionalGeneration,
+        config,
+        out,
+        seed,
+        qwen2audio_generation_config(ids),
+        len(tokenizer),
+        edit_weights,
     )
     qwen2audio_processor(tokenizer).save_pretrained(out)
     tokenizer.save_pretrained(out)
