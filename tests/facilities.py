@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -118,18 +120,94 @@ def session_bus() -> Iterator[str]:
         _stop(proc)
 
 
+def tray_icon_geometry(program: str | None = None, display: str | None = None) -> tuple[int, int, int, int]:
+    """Where trayer shows an icon (the one of `program`, or the only one): width, height, x, y."""
+    env = {**os.environ, **({"DISPLAY": display} if display else {})}
+    tree = subprocess.run(["xwininfo", "-root", "-tree"], capture_output=True, text=True, check=True, env=env).stdout
+    lines = tree.splitlines()
+    top = next(i for i, line in enumerate(lines) if '"panel"' in line)
+    depth = len(lines[top]) - len(lines[top].lstrip())
+    below = [line for line in lines[top + 1 :]]
+    end = next((i for i, line in enumerate(below) if line.strip() and len(line) - len(line.lstrip()) <= depth), None)
+    panel = "\n".join(below[:end])  # trayer's panel and the windows inside it
+    name = re.escape(program) if program else r"[^\"]+"
+    found = re.findall(rf'0x[0-9a-f]+ "({name})".*?(\d+)x(\d+)\+-?\d+\+-?\d+\s+\+(\d+)\+(\d+)', panel)
+    icons = [tuple(map(int, f[1:])) for f in found if int(f[1]) > 1]
+    assert len(icons) == 1, f"expected one tray icon{f' of {program}' if program else ''}:\n{panel}"
+    return icons[0]
+
+
+def click_tray_menu_item(index: int, program: str | None = None, display: str | None = None) -> None:
+    """Right-click the tray icon and choose its menu's item number `index` (0 = first) with the keyboard."""
+    env = {**os.environ, **({"DISPLAY": display} if display else {})}
+    w, h, x, y = tray_icon_geometry(program, display)
+    subprocess.run(["xdotool", "mousemove", str(x + w // 2), str(y + h // 2), "click", "3"], check=True, env=env)
+    time.sleep(0.4)  # the menu pops up
+    subprocess.run(["xdotool", "key", *["Down"] * (index + 1), "Return"], check=True, env=env)
+
+
+@contextlib.contextmanager
+def picture_on_screen(display: str, image_path: Path, x: int = 0, y: int = 0) -> Iterator[None]:
+    """Show a picture at (x, y) on `display` (a window without a window manager) until the block ends."""
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("x11_picture.py")), display, str(image_path), str(x), str(y)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 15)
+        if not ready or proc.stdout.readline().strip() != "shown":
+            raise RuntimeError(f"the picture was not shown: {proc.stderr.read() if proc.poll() is not None else ''}")
+        time.sleep(0.3)  # the first Expose is drawn
+        yield
+    finally:
+        _stop(proc)
+
+
 @dataclass(frozen=True)
 class PulseServer:
     server: str  # PULSE_SERVER value
     sink: str  # play into this sink and the microphone hears it
     source: str  # the default source (the sink's monitor)
+    speaker: str | None = None  # the default sink when there is one apart from the microphone's
 
     def env(self) -> dict[str, str]:
         return {"PULSE_SERVER": self.server}
 
+    def play_into_microphone(self, wav: Path) -> None:
+        """What the microphone hears: `wav` played into its sink, returning when played."""
+        subprocess.run(["paplay", f"--device={self.sink}", str(wav)], env={**os.environ, **self.env()}, check=True)
+
+    @contextlib.contextmanager
+    def recording_speaker(self, wav: Path) -> Iterator[None]:
+        """Record what is played on the speaker sink into `wav` (16 kHz mono) while the block runs."""
+        assert self.speaker is not None, "start pulse_virtual_mic(speaker=...)"
+        proc = subprocess.Popen(
+            [
+                "parecord",
+                f"--device={self.speaker}.monitor",
+                "--rate=16000",
+                "--channels=1",
+                "--file-format=wav",
+                str(wav),
+            ],
+            env={**os.environ, **self.env()},
+        )
+        try:
+            yield
+        finally:
+            proc.send_signal(signal.SIGINT)  # parecord finishes the wav header on SIGINT
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                _stop(proc)
+
 
 @contextlib.contextmanager
-def pulse_virtual_mic(sink: str = "virtual_mic") -> Iterator[PulseServer]:
+def pulse_virtual_mic(sink: str = "virtual_mic", speaker: str | None = None) -> Iterator[PulseServer]:
+    """A private PulseAudio: `sink`'s monitor is the default microphone; with `speaker`, a second
+    null sink is the default output, so what the assistant says can be recorded apart."""
     require("pulseaudio", "pactl")
     runtime = Path(tempfile.mkdtemp(prefix="assistant-pulse-"))
     socket = runtime / "native"
@@ -146,6 +224,7 @@ def pulse_virtual_mic(sink: str = "virtual_mic") -> Iterator[PulseServer]:
             f"module-native-protocol-unix socket={socket} auth-anonymous=1",
             "-L",
             f"module-null-sink sink_name={sink} rate=16000 channels=1 format=s16le",
+            *(["-L", f"module-null-sink sink_name={speaker} rate=16000 channels=1 format=s16le"] if speaker else []),
             "-L",
             "module-always-sink",
         ],
@@ -153,7 +232,7 @@ def pulse_virtual_mic(sink: str = "virtual_mic") -> Iterator[PulseServer]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    server = PulseServer(server=f"unix:{socket}", sink=sink, source=f"{sink}.monitor")
+    server = PulseServer(server=f"unix:{socket}", sink=sink, source=f"{sink}.monitor", speaker=speaker)
     client_env = {**os.environ, **server.env()}
     try:
         _wait_for(
@@ -165,7 +244,7 @@ def pulse_virtual_mic(sink: str = "virtual_mic") -> Iterator[PulseServer]:
             "PulseAudio to accept clients",
         )
         subprocess.run(["pactl", "set-default-source", server.source], env=client_env, check=True)
-        subprocess.run(["pactl", "set-default-sink", sink], env=client_env, check=True)
+        subprocess.run(["pactl", "set-default-sink", speaker or sink], env=client_env, check=True)
         yield server
     finally:
         _stop(proc)

@@ -4,8 +4,6 @@ system tray (Xvfb + trayer + a session bus) whose menu is clicked with xdotool."
 from __future__ import annotations
 
 import os
-import re
-import subprocess
 import sys
 import time
 
@@ -15,7 +13,7 @@ from assistant.daemon.state import Activity, State
 from assistant.screen.display import DisplayServer
 from assistant.tray.icon import STATE_COLOURS, TrayActions, TrayIcon, choose_backends, draw_icon, has_session_bus
 
-from facilities import require, session_bus, tray_host, xvfb
+from facilities import click_tray_menu_item, require, session_bus, tray_host, xvfb
 
 X11 = DisplayServer("x11", ":0")
 WAYLAND = DisplayServer("wayland", "wayland-0")
@@ -77,24 +75,6 @@ def test_the_state_shown_is_the_one_that_matters_most(activity, state):
     assert activity.state is state
 
 
-def icon_geometry(program: str) -> tuple[int, int, int, int]:
-    """Where trayer shows `program`'s icon: width, height, x, y on the screen."""
-    tree = subprocess.run(["xwininfo", "-root", "-tree"], capture_output=True, text=True, check=True).stdout
-    panel = tree[tree.index('"panel"') :]
-    found = re.search(rf'"{re.escape(program)}".*?(\d+)x(\d+)\+-?\d+\+-?\d+\s+\+(\d+)\+(\d+)', panel)
-    assert found, f"no icon of {program} in the tray:\n{panel}"
-    w, h, x, y = map(int, found.groups())
-    return w, h, x, y
-
-
-def click_menu_item(program: str, index: int) -> None:
-    """Right-click the tray icon and choose the menu's item number `index` (0 = first) with the keyboard."""
-    w, h, x, y = icon_geometry(program)
-    subprocess.run(["xdotool", "mousemove", str(x + w // 2), str(y + h // 2), "click", "3"], check=True)
-    time.sleep(0.4)
-    subprocess.run(["xdotool", "key", *["Down"] * (index + 1), "Return"], check=True)
-
-
 @pytest.fixture
 def desktop(monkeypatch):
     """An X server with a system tray and a session bus, as a desktop session has."""
@@ -117,7 +97,7 @@ def test_a_real_icon_whose_menu_items_reach_the_loop(desktop):
         program = os.path.basename(sys.argv[0])  # GTK names the icon's window after the program
         time.sleep(0.3)
         for index, expected in [(1, "toggle_mute"), (2, "ask_screen"), (3, "stop_speaking"), (0, "talk")]:
-            click_menu_item(program, index)
+            click_tray_menu_item(index, program)
             deadline = time.monotonic() + 5
             while calls[-1:] != [expected] and time.monotonic() < deadline:
                 time.sleep(0.05)
