@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -165,12 +165,39 @@ def picture_on_screen(display: str, image_path: Path, x: int = 0, y: int = 0) ->
         _stop(proc)
 
 
-@dataclass(frozen=True)
+@dataclass
 class PulseServer:
     server: str  # PULSE_SERVER value
     sink: str  # play into this sink and the microphone hears it
     source: str  # the default source (the sink's monitor)
     speaker: str | None = None  # the default sink when there is one apart from the microphone's
+    command: list[str] = field(default_factory=list)
+    daemon_env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen | None = None
+
+    def start_daemon(self) -> None:
+        """Start (or restart, as after a crash) the server with its sinks, on the same socket."""
+        self.proc = subprocess.Popen(
+            self.command, env=self.daemon_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client_env = {**os.environ, **self.env()}
+        proc = self.proc
+        _wait_for(
+            lambda: (
+                proc.poll() is None
+                and subprocess.run(["pactl", "info"], env=client_env, capture_output=True).returncode == 0
+            ),
+            15,
+            "PulseAudio to accept clients",
+        )
+        subprocess.run(["pactl", "set-default-source", self.source], env=client_env, check=True)
+        subprocess.run(["pactl", "set-default-sink", self.speaker or self.sink], env=client_env, check=True)
+
+    def stop_daemon(self) -> None:
+        """Stop the server: to its clients, every device is gone."""
+        if self.proc is not None:
+            _stop(self.proc)
+            self.proc = None
 
     def env(self) -> dict[str, str]:
         return {"PULSE_SERVER": self.server}
@@ -211,41 +238,26 @@ def pulse_virtual_mic(sink: str = "virtual_mic", speaker: str | None = None) -> 
     require("pulseaudio", "pactl")
     runtime = Path(tempfile.mkdtemp(prefix="assistant-pulse-"))
     socket = runtime / "native"
-    env = {**os.environ, "PULSE_RUNTIME_PATH": str(runtime), "HOME": str(runtime)}
-    env.pop("PULSE_SERVER", None)
-    proc = subprocess.Popen(
-        [
-            "pulseaudio",
-            "-n",
-            "--daemonize=no",
-            "--exit-idle-time=-1",
-            "--use-pid-file=no",
-            "-L",
-            f"module-native-protocol-unix socket={socket} auth-anonymous=1",
-            "-L",
-            f"module-null-sink sink_name={sink} rate=16000 channels=1 format=s16le",
-            *(["-L", f"module-null-sink sink_name={speaker} rate=16000 channels=1 format=s16le"] if speaker else []),
-            "-L",
-            "module-always-sink",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     server = PulseServer(server=f"unix:{socket}", sink=sink, source=f"{sink}.monitor", speaker=speaker)
-    client_env = {**os.environ, **server.env()}
+    server.daemon_env = {**os.environ, "PULSE_RUNTIME_PATH": str(runtime), "HOME": str(runtime)}
+    server.daemon_env.pop("PULSE_SERVER", None)
+    server.command = [
+        "pulseaudio",
+        "-n",
+        "--daemonize=no",
+        "--exit-idle-time=-1",
+        "--use-pid-file=no",
+        "-L",
+        f"module-native-protocol-unix socket={socket} auth-anonymous=1",
+        "-L",
+        f"module-null-sink sink_name={sink} rate=16000 channels=1 format=s16le",
+        *(["-L", f"module-null-sink sink_name={speaker} rate=16000 channels=1 format=s16le"] if speaker else []),
+        "-L",
+        "module-always-sink",
+    ]
     try:
-        _wait_for(
-            lambda: (
-                proc.poll() is None
-                and subprocess.run(["pactl", "info"], env=client_env, capture_output=True).returncode == 0
-            ),
-            15,
-            "PulseAudio to accept clients",
-        )
-        subprocess.run(["pactl", "set-default-source", server.source], env=client_env, check=True)
-        subprocess.run(["pactl", "set-default-sink", speaker or sink], env=client_env, check=True)
+        server.start_daemon()
         yield server
     finally:
-        _stop(proc)
+        server.stop_daemon()
         shutil.rmtree(runtime, ignore_errors=True)
