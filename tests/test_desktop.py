@@ -67,10 +67,10 @@ def desktop(tmp_path, picture):
 class Assistant:
     """`assistant run` in the background with its event log in a file."""
 
-    def __init__(self, config: Path, env: dict[str, str], events: Path):
+    def __init__(self, config: Path, env: dict[str, str], events: Path, *args: str):
         self.events_path = events
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "assistant", "run", "--config", str(config), "--events", str(events)],
+            [sys.executable, "-m", "assistant", "run", "--config", str(config), "--events", str(events), *args],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -184,3 +184,30 @@ def test_a_spoken_screen_question_is_answered_out_loud_from_the_screenshot(
         if assistant.proc.poll() is None:
             assistant.proc.kill()
             assistant.proc.wait()
+
+
+def test_a_microphone_that_goes_away_is_retried_until_it_is_back(tmp_path, scripted_audio, vl_f32):
+    with pulse_virtual_mic() as pulse:
+        config = write_config(tmp_path, scripted_audio, vl_f32)
+        env = headless_env(tmp_path, **pulse.env())
+        assistant = Assistant(config, env, tmp_path / "events.jsonl", "--no-tray")
+        try:
+            assistant.wait_for(lambda ev: any(e["event"] == "listening" for e in ev), 120, "listening")
+            pulse.stop_daemon()  # the sound server crashes: the microphone is gone
+            events = assistant.wait_for(lambda ev: any(e["event"] == "error" for e in ev), 15, "the loss noticed")
+            message = next(e for e in events if e["event"] == "error")["message"]
+            assert "microphone" in message
+            assert [e["state"] for e in events if e["event"] == "state"][-1] == "error"
+            time.sleep(2.0)  # a few failed attempts while it is away
+            pulse.start_daemon()
+            events = assistant.wait_for(
+                lambda ev: any(e["event"] == "microphone_back" for e in ev), 60, "the microphone back"
+            )
+            assert [e["state"] for e in events if e["event"] == "state"][-1] != "error"
+            assert assistant.proc.poll() is None  # it stayed up all along
+            took, err = assistant.stop()
+            assert assistant.proc.returncode == 0 and took < 2.0, (took, err)
+        finally:
+            if assistant.proc.poll() is None:
+                assistant.proc.kill()
+                assistant.proc.wait()
