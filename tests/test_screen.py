@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from assistant.screen.capture import Monitor, ScreenCaptureUnavailable, _pick_monitor, capture_screen
@@ -62,3 +64,79 @@ def test_screenshot_of_a_known_picture_on_xvfb():
     assert shot.getpixel((150, 100)) == (255, 0, 0)
     assert shot.getpixel((10, 10)) != (255, 0, 0)
     assert shot.getpixel((299, 149)) == (255, 0, 0) and shot.getpixel((300, 150)) != (255, 0, 0)
+
+
+# -- Wayland: the screenshot portal over D-Bus (a stand-in portal service on a private session bus) --
+
+
+def test_portal_request_path_follows_the_spec():
+    from assistant.screen.portal import file_of, request_path
+
+    assert request_path(":1.42", "tok") == "/org/freedesktop/portal/desktop/request/1_42/tok"
+    assert str(file_of("file:///tmp/My%20Shot.png")) == "/tmp/My Shot.png"
+
+
+@pytest.fixture
+def portal(tmp_path, monkeypatch):
+    """A session bus with the stand-in portal answering with a known picture; a Wayland session."""
+    import select
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from facilities import _stop, session_bus
+
+    picture = tmp_path / "screen.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (90, 160, 3), dtype=np.uint8)).save(picture)
+
+    def start(*args: str):
+        script = Path(__file__).with_name("fake_portal.py")
+        proc = subprocess.Popen([sys.executable, str(script), str(picture), *args], stdout=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([proc.stdout], [], [], 10)
+        assert ready and proc.stdout.readline().strip() == "ready"
+        return proc
+
+    with session_bus() as bus:
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", bus)
+        monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-test")
+        monkeypatch.setenv("PATH", "/nonexistent")  # no grim to fall back on
+        procs = []
+
+        def started(*args: str):
+            procs.append(start(*args))
+            return procs[-1]
+
+        yield picture, started
+        for proc in procs:
+            _stop(proc)
+
+
+@pytest.mark.slow
+def test_wayland_screenshot_through_the_portal_is_kept_in_memory_only(portal):
+    import numpy as np
+    from PIL import Image
+
+    picture, start = portal
+    proc = start()
+    shot = capture_screen()
+    assert np.array_equal(np.asarray(shot), np.asarray(Image.open(picture).convert("RGB")))
+    written = proc.stdout.readline().split(" ", 1)[1].strip()
+    assert written.endswith(".png")
+    assert not Path(written).exists()  # the portal's file was read and deleted
+
+
+@pytest.mark.slow
+def test_a_refused_portal_screenshot_is_a_clear_error(portal):
+    _, start = portal
+    start("deny")
+    with pytest.raises(ScreenCaptureUnavailable, match="portal gave no picture: the request was cancelled"):
+        capture_screen()
+
+
+@pytest.mark.slow
+def test_no_portal_and_no_grim_says_what_to_install(portal):
+    with pytest.raises(ScreenCaptureUnavailable, match="xdg-desktop-portal") as error:
+        capture_screen()
+    assert "grim" in str(error.value) and "\n" not in str(error.value)

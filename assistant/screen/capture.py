@@ -1,4 +1,4 @@
-"""Screenshots: mss on X11, Windows and macOS; grim on Wayland. Kept in memory."""
+"""Screenshots: mss on X11, Windows and macOS; the desktop portal or grim on Wayland. Kept in memory."""
 
 from __future__ import annotations
 
@@ -98,12 +98,21 @@ def _capture_mss(which: str | int, display: DisplayServer) -> Image.Image:
 
 
 def _capture_wayland() -> Image.Image:
+    """The screenshot portal (GNOME, KDE, and wlroots with xdg-desktop-portal-wlr), else grim."""
+    from .portal import PortalRefused, PortalUnavailable, capture_with_portal
+
+    try:
+        return capture_with_portal()
+    except PortalRefused as exc:
+        raise ScreenCaptureUnavailable(f"the desktop's screenshot portal gave no picture: {exc}") from None
+    except PortalUnavailable as exc:
+        portal_problem = str(exc)
     # mss cannot read a Wayland screen; grim works on wlroots compositors (Sway, Hyprland).
     grim = shutil.which("grim")
     if grim is None:
         raise ScreenCaptureUnavailable(
-            "Wayland screen capture needs grim (sudo apt-get install grim) on wlroots desktops; "
-            "on GNOME/KDE log in with an X11 session"
+            f"cannot capture the Wayland screen: {portal_problem}, and grim is not installed; "
+            "install xdg-desktop-portal for your desktop (or grim on Sway/Hyprland)"
         )
     try:
         png = subprocess.run([grim, "-t", "png", "-"], capture_output=True, check=True, timeout=10).stdout
