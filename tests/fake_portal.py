@@ -1,12 +1,11 @@
 """A stand-in for xdg-desktop-portal's Screenshot interface on a test's session bus:
-`python fake_portal.py PNG [deny]`. It answers Screenshot like the real portal does (a request
+`python fake_portal.py PNG OUT_DIR [deny]`. It answers Screenshot like the real portal does (a request
 object, then its Response signal with a file URI); the "screenshot" is a copy of PNG."""
 
 from __future__ import annotations
 
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from gi.repository import Gio, GLib
@@ -25,9 +24,8 @@ XML = """
 
 
 def main() -> None:
-    picture, deny = Path(sys.argv[1]), "deny" in sys.argv[2:]
+    picture, out_dir, deny = Path(sys.argv[1]), Path(sys.argv[2]), "deny" in sys.argv[3:]
     loop = GLib.MainLoop()
-    out_dir = Path(tempfile.mkdtemp(prefix="fake-portal-"))
 
     def on_call(connection, sender, path, interface, method, parameters, invocation) -> None:
         _, options = parameters.unpack()
