@@ -93,7 +93,9 @@ def portal(tmp_path, monkeypatch):
 
     def start(*args: str):
         script = Path(__file__).with_name("fake_portal.py")
-        proc = subprocess.Popen([sys.executable, str(script), str(picture), str(tmp_path), *args], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(picture), str(tmp_path), *args], stdout=subprocess.PIPE, text=True
+        )
         ready, _, _ = select.select([proc.stdout], [], [], 10)
         assert ready and proc.stdout.readline().strip() == "ready"
         return proc
