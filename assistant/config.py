@@ -50,6 +50,7 @@ class RuntimeSettings:
     inference_precision: Literal["auto", "f32", "bf16", "f16"]
     performance_hint: Literal["LATENCY", "THROUGHPUT"]
     cache_dir: Path
+    warm_up: bool
 
 
 @dataclass(frozen=True)

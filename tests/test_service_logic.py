@@ -82,7 +82,7 @@ class RecordingPlayer:
 @pytest.fixture
 def settings(tmp_path):
     path = tmp_path / "config.toml"
-    path.write_text('[activation]\nmode = "wake_phrase"\n')
+    path.write_text('[activation]\nmode = "wake_phrase"\n[runtime]\nwarm_up = false\n')
     return load_settings(path)
 
 

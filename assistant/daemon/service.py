@@ -219,6 +219,12 @@ class AssistantService:
     # -- requests ------------------------------------------------------------------------------
 
     async def _answer_requests(self) -> None:
+        if self.settings.runtime.warm_up:
+            try:
+                ms = await self._in_thread(self._warm_up)
+                self.events.emit("warmed_up", self.clock(), ms=round(ms, 1))
+            except Exception as exc:  # a failed warm-up only costs the first answer some speed
+                log.warning("warm-up failed: %s", exc)
         while True:
             request = await self._requests.get()
             at = self._request_time(request)
@@ -327,6 +333,28 @@ class AssistantService:
         self._model_threads = {t for t in self._model_threads if t.is_alive()} | {thread}
         thread.start()
         return await future
+
+    def _warm_up(self) -> float:
+        """One short dummy request per model with the shapes real ones have (a few seconds of audio,
+        a 16:9 screenshot at the pixel cap): OpenVINO prepares its kernels on first use."""
+        started = time.perf_counter()
+        clip = np.random.default_rng(0).normal(0, 0.01, 3 * 16000).astype(np.float32)
+        inputs = Conversation().transcription_inputs(self.audio_model.preprocessor, clip)
+        self.audio_model.transcribe_prompt(inputs, max_new_tokens=2)
+        self.audio_model.reset()
+        if self.vl_model is not None:
+            from PIL import Image
+
+            pre = self.vl_model.preprocessor
+            prompt = pre.apply_chat_template(
+                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": SCREEN_QUESTION}]}]
+            )
+            shot = Image.new("RGB", (1920, 1080), (128, 128, 128))
+            self.vl_model.generate(
+                **pre(prompt, images=[shot], max_pixels=self.settings.screen.max_pixels), max_new_tokens=2
+            )
+            self.vl_model.reset()
+        return 1000 * (time.perf_counter() - started)
 
     def _transcribe(self, clip: np.ndarray, limit: int, endpoint_at: float, timings: dict[str, float]):
         called = time.perf_counter()
