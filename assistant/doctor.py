@@ -205,7 +205,14 @@ def check_tray(settings: Settings) -> list[Finding]:
             "the assistant runs without an icon until then"
         )
         return [Finding("tray", Status.WARNING, f"backends {backends}; {probe.detail}", fix)]
-    menu_note = "" if {"gtk", "appindicator"} & set(probe.backends) else " (xorg backend: icon without a menu)"
+    from .tray.icon import has_session_bus
+
+    if not {"gtk", "appindicator"} & set(probe.backends):
+        menu_note = " (xorg backend: icon without a menu; install python3-gi for the menu)"
+    elif not has_session_bus():
+        menu_note = " (no D-Bus session bus: icon without a menu)"
+    else:
+        menu_note = ""
     return [_ok("tray", f"backends {backends}; {probe.detail}{menu_note}")]
 
 
