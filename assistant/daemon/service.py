@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -43,6 +43,12 @@ NO_SCREEN = "Sorry, I cannot see the screen here."
 SCREEN_QUESTION = "What is on my screen? Describe it briefly."
 # Enough tokens for a language tag and a wake phrase: what is heard while speaking is checked for it only.
 WAKE_CHECK_TOKENS = 16
+
+
+@dataclass
+class Timings:
+    ms: dict[str, float] = field(default_factory=dict)  # per-stage durations, reported with the answer
+    marks: dict[str, float] = field(default_factory=dict)  # perf_counter() moments, for speech latency
 
 
 @dataclass
@@ -251,7 +257,7 @@ class AssistantService:
         return self.clock
 
     async def _answer(self, request: Request, at: Callable[[], float]) -> None:
-        timings: dict[str, float] = {}
+        timings = Timings()
         if request.kind == "screen":
             question, route, clip = SCREEN_QUESTION, Route.SCREEN, None
         else:
@@ -272,16 +278,14 @@ class AssistantService:
         finally:
             if reply is not None:
                 reply.close()
-        timings["answer"] = 1000 * (time.perf_counter() - started)
-        self.events.emit("answer", at(), text=answer, timings={k: round(v, 1) for k, v in timings.items()})
+        timings.ms["answer"] = 1000 * (time.perf_counter() - started)
+        self.events.emit("answer", at(), text=answer, timings={k: round(v, 1) for k, v in timings.ms.items()})
         if reply is None:
             self.activation.answered(at=self._follow_up_from(request))
         elif self.file_mode:
             await asyncio.to_thread(reply.finished.wait)
 
-    async def _hear(
-        self, request: Request, timings: dict[str, float], at: Callable[[], float]
-    ) -> tuple[str, np.ndarray] | None:
+    async def _hear(self, request: Request, timings: Timings, at: Callable[[], float]) -> tuple[str, np.ndarray] | None:
         """Transcribe, then decide whether this is a request; (question, clip) or None when not."""
         utterance = request.utterance
         assert utterance is not None
@@ -289,7 +293,7 @@ class AssistantService:
         limit = WAKE_CHECK_TOKENS if request.while_speaking else 200
         heard = await self._in_thread(self._transcribe, clip, limit, request.endpoint_at, timings)
         self.events.emit(
-            "transcript", at(), text=heard.text, language=heard.language, ms=round(timings["transcribe"], 1)
+            "transcript", at(), text=heard.text, language=heard.language, ms=round(timings.ms["transcribe"], 1)
         )
         decision = self.activation.decide(heard.text, at=utterance.start)
         if request.while_speaking:
@@ -298,7 +302,7 @@ class AssistantService:
                 return None
             self.stop_speaking()  # a new wake phrase interrupts the answer being spoken
             self.cancel = threading.Event()
-            heard = await self._in_thread(self._transcribe, clip, 200, request.endpoint_at, {})
+            heard = await self._in_thread(self._transcribe, clip, 200, request.endpoint_at, Timings())
             decision = self.activation.decide(heard.text, at=utterance.start)
         if not decision.accepted:
             self.events.emit("ignored", at(), reason=decision.reason)
@@ -335,40 +339,27 @@ class AssistantService:
         return await future
 
     def _warm_up(self) -> float:
-        """One short dummy request per model with the shapes real ones have (a few seconds of audio,
-        a 16:9 screenshot at the pixel cap): OpenVINO prepares its kernels on first use."""
-        started = time.perf_counter()
-        clip = np.random.default_rng(0).normal(0, 0.01, 3 * 16000).astype(np.float32)
-        inputs = Conversation().transcription_inputs(self.audio_model.preprocessor, clip)
-        self.audio_model.transcribe_prompt(inputs, max_new_tokens=2)
-        self.audio_model.reset()
-        if self.vl_model is not None:
-            from PIL import Image
+        from ..models.warmup import warm_up_audio, warm_up_vision
 
-            pre = self.vl_model.preprocessor
-            prompt = pre.apply_chat_template(
-                [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": SCREEN_QUESTION}]}]
-            )
-            shot = Image.new("RGB", (1920, 1080), (128, 128, 128))
-            self.vl_model.generate(
-                **pre(prompt, images=[shot], max_pixels=self.settings.screen.max_pixels), max_new_tokens=2
-            )
-            self.vl_model.reset()
+        started = time.perf_counter()
+        warm_up_audio(self.audio_model)
+        if self.vl_model is not None:
+            warm_up_vision(self.vl_model, self.settings.screen.max_pixels)
         return 1000 * (time.perf_counter() - started)
 
-    def _transcribe(self, clip: np.ndarray, limit: int, endpoint_at: float, timings: dict[str, float]):
+    def _transcribe(self, clip: np.ndarray, limit: int, endpoint_at: float, timings: Timings):
         called = time.perf_counter()
-        timings["end_to_model_call"] = 1000 * (called - endpoint_at)
+        timings.ms["end_to_model_call"] = 1000 * (called - endpoint_at)
         inputs = self.conversation.transcription_inputs(self.audio_model.preprocessor, clip)
         heard = self.audio_model.transcribe_prompt(inputs, max_new_tokens=limit)
-        timings["transcribe"] = 1000 * (time.perf_counter() - called)
+        timings.ms["transcribe"] = 1000 * (time.perf_counter() - called)
         return heard
 
     def _generation(self) -> dict[str, Any]:
         g = self.settings.generation
         return {"max_new_tokens": g.max_new_tokens, "cancel": self.cancel, **g.sampling()}
 
-    def _stream(self, model, inputs: dict[str, Any], reply: Reply | None, timings: dict[str, float]) -> str:
+    def _stream(self, model, inputs: dict[str, Any], reply: Reply | None, timings: Timings) -> str:
         """Generate, handing each finished sentence to the voice while the rest is still written."""
         from ..models.preprocess import StreamDecoder
 
@@ -380,17 +371,17 @@ class AssistantService:
         pieces: list[str] = []
 
         def say(sentences: list[str]) -> None:
-            if sentences and "first_sentence" not in timings:
-                timings["first_sentence"] = 1000 * (time.perf_counter() - started)
-                timings["first_sentence_at"] = time.perf_counter()
+            if sentences and "first_sentence" not in timings.ms:
+                timings.ms["first_sentence"] = 1000 * (time.perf_counter() - started)
+                timings.marks["first_sentence"] = time.perf_counter()
             for sentence in sentences:
                 if reply is not None:
                     reply.say(sentence)
 
         def on_token(token: int) -> None:
-            if "first_token" not in timings:
-                timings["first_token"] = 1000 * (time.perf_counter() - started)
-                timings["first_token_at"] = time.perf_counter()
+            if "first_token" not in timings.ms:
+                timings.ms["first_token"] = 1000 * (time.perf_counter() - started)
+                timings.marks["first_token"] = time.perf_counter()
             if token in stops:
                 return
             text = decoder.put(token)
@@ -403,22 +394,20 @@ class AssistantService:
         say(splitter.feed(rest) + splitter.flush())
         return "".join(pieces).strip()
 
-    def _voice_answer(self, clip: np.ndarray, reply: Reply | None, timings: dict[str, float]) -> str:
+    def _voice_answer(self, clip: np.ndarray, reply: Reply | None, timings: Timings) -> str:
         inputs = self.conversation.voice_inputs(self.audio_model.preprocessor, clip)
         answer = self._stream(self.audio_model, inputs, reply, timings)
         self.conversation.remember(clip, answer)
         return answer
 
-    def _screen_answer(
-        self, question: str, reply: Reply | None, timings: dict[str, float], at: Callable[[], float]
-    ) -> str:
+    def _screen_answer(self, question: str, reply: Reply | None, timings: Timings, at: Callable[[], float]) -> str:
         from ..screen.capture import capture_screen
 
         if self.vl_model is None:
             raise RuntimeError("the screen model is not loaded; convert it with `assistant convert vl`")
         started = time.perf_counter()
         shot = capture_screen(self.settings.screen.monitor)
-        timings["screenshot"] = 1000 * (time.perf_counter() - started)
+        timings.ms["screenshot"] = 1000 * (time.perf_counter() - started)
         self.events.emit("screenshot", at(), width=shot.width, height=shot.height)
         if self.settings.screen.save_dir is not None:
             self.settings.screen.save_dir.mkdir(parents=True, exist_ok=True)
@@ -432,7 +421,7 @@ class AssistantService:
 
     # -- speaking ------------------------------------------------------------------------------
 
-    def _begin_reply(self, at: Callable[[], float], timings: dict[str, float]) -> Reply | None:
+    def _begin_reply(self, at: Callable[[], float], timings: Timings) -> Reply | None:
         """A reply on the speaker whose start and end become events (None when not speaking)."""
         if self.speaker is None:
             return None
@@ -441,8 +430,8 @@ class AssistantService:
         def started(first_audio_at: float) -> None:
             fields: dict[str, Any] = {}
             for mark in ("first_token", "first_sentence"):
-                if f"{mark}_at" in timings:
-                    fields[f"after_{mark}_ms"] = round(1000 * (first_audio_at - timings[f"{mark}_at"]), 1)
+                if mark in timings.marks:
+                    fields[f"after_{mark}_ms"] = round(1000 * (first_audio_at - timings.marks[mark]), 1)
             self.events.emit("speak_start", at(), **fields)
             self._update(speaking=True)
 
@@ -461,7 +450,7 @@ class AssistantService:
         )
 
     async def _say_only(self, text: str, at: Callable[[], float]) -> None:
-        reply = self._begin_reply(at, {})
+        reply = self._begin_reply(at, Timings())
         if reply is None:
             return
         reply.say(text)
