@@ -162,6 +162,9 @@ class Torch:
         return times[1] - start, 1000 * (times[-1] - times[1]) / (len(times) - 2), -1
 
 
+RESULTS: dict = {}  # raw numbers for --json: {"vl": {input: {system: {"ttft_s": [...], "decode_ms": [...]}}}, ...}
+
+
 def vl_section(work: Path, repeats: int, with_torch: bool) -> None:
     model_dir = work / "vl-default"
     checkpoint = work / "qwen2vl-2b-random"
@@ -172,16 +175,22 @@ def vl_section(work: Path, repeats: int, with_torch: bool) -> None:
     sizes = {"448x448 image": (448, 448), "1280x720 screenshot": (1280, 720)}
     print("## Qwen2-VL-2B (INT4 language model, FP16 vision), CPU, default precision\n")
     print(f"Load: {', '.join(f'{s.name} {s.load_s:.1f} s' for s in systems)}\n")
+    RESULTS["load_s"] = {s.name: s.load_s for s in systems}
+    RESULTS["vl_weights_bytes"] = (model_dir / "openvino_language_model.bin").stat().st_size
     print("| input | image tokens | system | time to first token, s | decode ms/token | runs |")
     print("|---|---|---|---|---|---|")
     for label, size in sizes.items():
         results: dict[str, list[tuple[float, float, int]]] = {s.name: [] for s in systems}
         for s in systems:  # warm-up: the first answer after loading is slower
-            s.run(screenshot(*size, variant=-1))
+            first = s.run(screenshot(*size, variant=-1))
+            RESULTS.setdefault("first_answer_ttft_s", {}).setdefault(s.name, first[0])
         for run in range(repeats):
             for s in systems:  # A B A B, the same new picture for both
                 results[s.name].append(s.run(screenshot(*size, variant=run)))
         tokens = results[systems[0].name][0][2]
+        RESULTS.setdefault("vl", {})[label] = {
+            name: {"ttft_s": [r[0] for r in rows], "decode_ms": [r[1] for r in rows]} for name, rows in results.items()
+        }
         for s in systems:
             rows = results[s.name]
             print(
@@ -195,6 +204,10 @@ def vl_section(work: Path, repeats: int, with_torch: bool) -> None:
         for label, size in sizes.items():
             torch_system.run(screenshot(*size, variant=-1))
             rows = [torch_system.run(screenshot(*size, variant=run)) for run in range(2)]
+            RESULTS["vl"][label][torch_system.name] = {
+                "ttft_s": [r[0] for r in rows],
+                "decode_ms": [r[1] for r in rows],
+            }
             print(
                 f"| {label} | - | {torch_system.name} | {stats([r[0] for r in rows])} | "
                 f"{stats([r[1] for r in rows])} | {len(rows)} |"
@@ -256,6 +269,7 @@ def audio_section(work: Path, repeats: int) -> None:
             encoder(value)
             runs.setdefault(label, []).append(time.perf_counter() - t0)
     padded = statistics.median(runs["padded 30 s (3000 frames)"])
+    RESULTS["audio_encoder_s"] = runs
     for label, values in runs.items():
         print(f"| {label} | {inputs[label].shape[-1]} | {stats(values)} | {statistics.median(values) / padded:.2f}x |")
     print()
@@ -267,12 +281,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-torch", action="store_true", help="leave out the (slow) PyTorch rows")
     parser.add_argument("--only", choices=["vl", "audio"], help="run one section")
+    parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     args = parser.parse_args()
     print(f"Machine: {os.cpu_count()} CPUs. Medians (min-max) of {args.repeats} warm runs, systems alternated.\n")
     if args.only in (None, "vl"):
         vl_section(args.workdir, args.repeats, not args.skip_torch)
     if args.only in (None, "audio"):
         audio_section(args.workdir, args.repeats)
+    if args.json:
+        args.json.write_text(json.dumps(RESULTS, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,241 @@
+"""One command for the performance report: builds what it needs, measures everything, writes RESULTS.md.
+
+    python benchmarks/report.py --workdir /tmp/bench            # writes benchmarks/RESULTS.md
+
+In one run on this machine, each part in its own process (so one part's memory and threads do
+not disturb the next):
+1. memory bandwidth (two threads reading 1 GiB), sampled before every part, since it swings
+   within minutes on shared machines;
+2. the full-size Qwen2-VL-2B (random weights, real config) built and converted with the project's
+   converter when missing (`conversion.py`), then `inference.py`: OVQwen2VLModel against
+   openvino.genai's VLMPipeline on the same IR, alternated, a new picture every run, and PyTorch
+   for reference; decode compared with the memory-bandwidth bound (language-model weights read per
+   token / measured bandwidth); load times and first answers;
+3. the first answer after load with the service's warm-up against later ones;
+4. the Qwen2-Audio encoder on real frames against the padded 30 s;
+5. the full-size Qwen2-Audio-7B — only when the machine can hold its conversion (~18 GiB peak,
+   ~21 GiB to build random weights); otherwise the report says it was skipped and why;
+6. the service's own costs (`service.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+HERE = Path(__file__).resolve().parent
+GIB = 2**30
+SEVEN_B_NEEDS_GIB = 21
+
+
+def memory_bandwidth_gbs(size_bytes: int = GIB, threads: int = 2) -> float:
+    """Read bandwidth: `threads` threads each summing their share of a large array (numpy frees the GIL)."""
+    data = np.ones(size_bytes // 8, np.float64)
+    parts = np.array_split(data, threads)
+    best = 0.0
+    for _ in range(3):
+        workers = [threading.Thread(target=np.add.reduce, args=(part,)) for part in parts]
+        started = time.perf_counter()
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        best = max(best, data.nbytes / (time.perf_counter() - started) / 1e9)
+    return best
+
+
+def summary(values: list[float], digits: int = 1) -> str:
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
+def run_part(args: list[str], log: Path) -> str:
+    """Run a benchmark script; its Markdown (stdout) is returned, its progress goes to `log`."""
+    print(f">> {' '.join(args)}", file=sys.stderr, flush=True)
+    with log.open("w") as err:
+        done = subprocess.run([sys.executable, *args], stdout=subprocess.PIPE, stderr=err, text=True)
+    if done.returncode != 0:
+        return f"*(failed with exit code {done.returncode}; see {log})*\n"
+    return done.stdout
+
+
+def first_answer(model_dir: Path, runs: int) -> dict:
+    """Load, warm up as the service does, then time the first real screenshot question and later ones."""
+    sys.path.insert(0, str(HERE))
+    from inference import Ours, screenshot
+
+    from assistant.models.warmup import warm_up_vision
+
+    ours = Ours(model_dir)
+    started = time.perf_counter()
+    warm_up_vision(ours.model, 401408)
+    warm_s = time.perf_counter() - started
+    ttfts = [ours.run(screenshot(1280, 720, variant=100 + i))[0] for i in range(runs + 1)]
+    return {"load_s": ours.load_s, "warm_up_s": warm_s, "first_ttft_s": ttfts[0], "later_ttft_s": ttfts[1:]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, required=True, help="models and logs go here (~15 GB)")
+    parser.add_argument("--repeats", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--first-answer", type=Path, help=argparse.SUPPRESS)  # internal: one part's process
+    args = parser.parse_args()
+    if args.first_answer:
+        print(json.dumps(first_answer(args.first_answer, 3)))
+        return
+    work = args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    bandwidth: list[float] = []
+
+    def sample_bandwidth() -> None:
+        bandwidth.append(memory_bandwidth_gbs())
+        print(f">> memory bandwidth {bandwidth[-1]:.1f} GB/s", file=sys.stderr, flush=True)
+
+    parts: dict[str, str] = {}
+    sample_bandwidth()
+    if not (work / "vl-default" / "manifest.json").exists():
+        parts["Conversion"] = run_part([str(HERE / "conversion.py"), "--workdir", str(work)], work / "conversion.log")
+    sample_bandwidth()
+    raw = work / "inference.json"
+    parts["Inference"] = run_part(
+        [str(HERE / "inference.py"), "--workdir", str(work), "--repeats", str(args.repeats), "--json", str(raw)],
+        work / "inference.log",
+    )
+    sample_bandwidth()
+    first = json.loads(
+        run_part(
+            [str(HERE / "report.py"), "--workdir", str(work), "--first-answer", str(work / "vl-default")],
+            work / "first-answer.log",
+        )
+        or "{}"
+    )
+    sample_bandwidth()
+    available = psutil.virtual_memory().available / GIB
+    seven_b = (
+        f"Skipped: building the random full-size Qwen2-Audio-7B needs ~{SEVEN_B_NEEDS_GIB} GiB and converting it "
+        f"~18 GiB at peak; this machine has {available:.1f} GiB available. Convert on a bigger machine and run "
+        "`inference.py` on the folder."
+        if available < SEVEN_B_NEEDS_GIB
+        else "Not measured by this version of the report (the machine could hold it)."
+    )
+    service_raw = work / "service.json"
+    parts["Service"] = run_part(
+        [str(HERE / "service.py"), "--workdir", str(work / "service"), "--json", str(service_raw)],
+        work / "service.log",
+    )
+    sample_bandwidth()
+    results = json.loads(raw.read_text()) if raw.exists() else {}
+    args.out.write_text(render(results, first, bandwidth, seven_b, parts))
+    print(f">> wrote {args.out}", file=sys.stderr)
+
+
+def versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("openvino", "openvino-genai", "nncf", "transformers", "torch", "numpy"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name} (not installed)")
+    return ", ".join(found)
+
+
+def render(results: dict, first: dict, bandwidth: list[float], seven_b: str, parts: dict[str, str]) -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    lines = [
+        "# Performance report",
+        "",
+        f"Written by `benchmarks/report.py` on {time.strftime('%Y-%m-%d %H:%M')}. Machine: {cpu}, "
+        f"{psutil.cpu_count(logical=True)} CPUs, {psutil.virtual_memory().total / GIB:.0f} GiB RAM, "
+        f"{platform.platform()}, Python {platform.python_version()}. Versions: {versions()}.",
+        "",
+        f"Memory bandwidth (2 threads reading 1 GiB), sampled before each part: {summary(bandwidth)} GB/s. "
+        "Random weights of the real architectures (compute equals the real models'); medians (min–max) of "
+        "warm runs; the systems compared are alternated within each part.",
+        "",
+        "## Targets",
+        "",
+        "| measure | ours | peer | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    ours, genai = "OVQwen2VLModel", "openvino.genai VLMPipeline"
+    vl = results.get("vl", {})
+    weights = results.get("vl_weights_bytes", 0)
+    bound_ms = [1000 * weights / (gbs * 1e9) for gbs in bandwidth] if weights else []
+    for label in vl:
+        o, g = vl[label].get(ours), vl[label].get(genai)
+        if not o or not g:
+            continue
+        od, gd = statistics.median(o["decode_ms"]), statistics.median(g["decode_ms"])
+        lines.append(
+            f"| Qwen2-VL-2B decode ms/token, {label} | {summary(o['decode_ms'])} | {summary(g['decode_ms'])} | "
+            f"{od / gd:.2f}x | ≤ VLMPipeline | {'yes' if od <= gd else 'no'} |"
+        )
+        if bound_ms:
+            ratio = od / statistics.median(bound_ms)
+            lines.append(
+                f"| … against the bandwidth bound ({weights / 1e9:.2f} GB of weights per token) | {od:.1f} | "
+                f"{summary(bound_ms)} (bound) | {ratio:.2f}x | ≤ 1.3x | {'yes' if ratio <= 1.3 else 'no'} |"
+            )
+        if "1280" in label:
+            ot, gt = statistics.median(o["ttft_s"]), statistics.median(g["ttft_s"])
+            lines.append(
+                f"| Qwen2-VL-2B time to first token, {label}, s | {summary(o['ttft_s'], 2)} | "
+                f"{summary(g['ttft_s'], 2)} | {ot / gt:.2f}x | ≤ 0.7x | {'yes' if ot / gt <= 0.7 else 'no'} |"
+            )
+    encoder = results.get("audio_encoder_s", {})
+    if "5 s" in encoder:
+        five, padded = statistics.median(encoder["5 s"]), statistics.median(encoder["padded 30 s (3000 frames)"])
+        lines.append(
+            f"| Qwen2-Audio encoder, 5 s utterance, s | {summary(encoder['5 s'], 2)} | "
+            f"{summary(encoder['padded 30 s (3000 frames)'], 2)} (padded 30 s) | {five / padded:.2f}x | ≤ 0.2x | "
+            f"{'yes' if five / padded <= 0.2 else 'no'} |"
+        )
+    lines.append(f"| Qwen2-Audio-7B decode and 150-token prefill | – | – | – | ≤ 1.5x bound; ≤ 4.5 s | {seven_b} |")
+    loads = results.get("load_s", {})
+    if first and loads.get(genai):
+        later = statistics.median(first["later_ttft_s"])
+        slower = first["first_ttft_s"] / later - 1
+        lines.append(
+            f"| load, s | {first['load_s']:.2f} | {loads[genai]:.2f} | {first['load_s'] / loads[genai]:.2f}x | "
+            f"≤ VLMPipeline | {'yes' if first['load_s'] <= loads[genai] else 'no'} |"
+        )
+        lines.append(
+            f"| first screenshot answer after load + warm-up ({first['warm_up_s']:.1f} s, while listening), s | "
+            f"{first['first_ttft_s']:.2f} | {later:.2f} (later answers) | +{100 * slower:.0f}% | ≤ +10% | "
+            f"{'yes' if slower <= 0.10 else 'no'} |"
+        )
+    first_cold = results.get("first_answer_ttft_s", {})
+    if first_cold:
+        lines += [
+            "",
+            "First answer right after load, without warm-up (448x448): "
+            + ", ".join(f"{name} {s:.2f} s" for name, s in first_cold.items())
+            + ".",
+        ]
+    lines.append("")
+    for title, text in parts.items():
+        lines += [f"## {title}", "", text.strip(), ""]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
