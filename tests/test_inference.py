@@ -297,3 +297,28 @@ def test_ov_config_overrides_the_configured_runtime_options(audio_f32):
     assert model.ov_config["INFERENCE_PRECISION_HINT"] == "f32"
     compiled = model._compiled["language_model"]
     assert "float32" in str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+
+def test_the_transcript_and_the_voice_answer_encode_the_clip_once(ov_audio, audio_torch, question, monkeypatch):
+    """The service asks for the transcript, then the answer, on one conversation: the second prompt
+    shares the first up to and including the clip, so the clip is encoded and attended only once —
+    and the answer is the one a fresh model gives."""
+    from assistant.daemon.conversation import Conversation
+
+    conversation = Conversation()
+    conversation.remember(spoken("Hello there", seconds=1.5), "Hi! How can I help?")
+    pre = ov_audio.preprocessor
+    transcription, voice = conversation.transcription_inputs(pre, question), conversation.voice_inputs(pre, question)
+    ov_audio.reset()
+    expected = ov_audio.generate(**voice, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist()
+    ov_audio.reset()
+    encoded = []
+    original = ov_audio.encode_audio
+    monkeypatch.setattr(ov_audio, "encode_audio", lambda *a: encoded.append(a) or original(*a))
+    ov_audio.transcribe_prompt(transcription, max_new_tokens=8)
+    assert len(encoded) == 2  # the history's clip and the new one
+    got = ov_audio.generate(**voice, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist()
+    assert len(encoded) == 2  # nothing encoded again for the answer
+    clip_end = max(i for i, t in enumerate(voice["input_ids"][0].tolist()) if t == ov_audio.audio_token_id) + 1
+    assert ov_audio.last_stats.reused_tokens >= clip_end
+    assert got == expected
