@@ -250,3 +250,22 @@ def test_rerun_is_a_no_op_and_force_rebuilds(tiny_qwen2vl_dir, tmp_path):
 
     with pytest.raises(UsageError, match="other settings"):
         convert_qwen2vl_model(tiny_qwen2vl_dir, out, None, full_precision=True)
+
+
+def test_a_script_that_converts_at_top_level_works(tiny_qwen2vl_dir, tmp_path):
+    """The article calls convert_qwen2vl_model(...) at the top of a script, with no `if __name__ ==
+    "__main__"` guard; the export child must not run that script again."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "vl"
+    script = tmp_path / "convert_it.py"
+    script.write_text(
+        "from assistant.models import convert_qwen2vl_model\n"
+        f"convert_qwen2vl_model({str(tiny_qwen2vl_dir)!r}, {str(out)!r}, None, full_precision=True)\n"
+        "print('converted')\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("converted") == 1
+    read_manifest(out, "qwen2-vl")  # a complete folder, manifest written last

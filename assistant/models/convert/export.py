@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -40,6 +41,23 @@ def _quiet_tracing() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _caller_script_not_rerun() -> Iterator[None]:
+    """A spawned child normally re-runs the parent's main script to rebuild its module; a user's
+    script that converts at top level (as the article does, with no `if __name__ == "__main__"`)
+    would then convert again inside the child and fail. The child needs only this package."""
+    main = sys.modules.get("__main__")
+    hidden = main is not None and getattr(main.__spec__, "name", None) is None and hasattr(main, "__file__")
+    saved = main.__file__ if hidden else None
+    if hidden:
+        del main.__file__
+    try:
+        yield
+    finally:
+        if hidden:
+            main.__file__ = saved
+
+
 def run_export(
     kind: str, source: Path, staging: Path, encoder_weights: str, full_precision: bool, say: Callable[[str], None]
 ) -> None:
@@ -53,7 +71,8 @@ def run_export(
         args=(kind, str(source), str(staging), encoder_weights, full_precision, sender),
         name="assistant-convert-export",
     )
-    child.start()
+    with _caller_script_not_rerun():
+        child.start()
     sender.close()  # the child holds its own copy; EOF on the receiver then means it is gone
     finished = False
     try:
