@@ -211,3 +211,45 @@ def test_a_microphone_that_goes_away_is_retried_until_it_is_back(tmp_path, scrip
             if assistant.proc.poll() is None:
                 assistant.proc.kill()
                 assistant.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def scripted_voice_answer(tmp_path_factory):
+    """A scripted audio model that hears and answers "The capital of Peru is Lima." (the voice route)."""
+    from assistant.models import convert_qwen2audio_model
+    from assistant.testing import build_scripted_qwen2audio
+
+    root = tmp_path_factory.mktemp("scripted-voice")
+    out = root / "audio-f32"
+    checkpoint = build_scripted_qwen2audio(root / "checkpoint", "The capital of Peru is Lima.")
+    convert_qwen2audio_model(checkpoint, out, None, full_precision=True)
+    return out
+
+
+def test_it_never_answers_its_own_voice(tmp_path, scripted_voice_answer, vl_f32):
+    """The speaker plays into the very sink the microphone listens to, with every utterance a request
+    ("always"): the answer comes back through the microphone while it is being said, and must be
+    recognised as heard-while-speaking and ignored — one question, one answer, no loop."""
+    with pulse_virtual_mic() as pulse:  # one sink: the default output is what the microphone hears
+        config = write_config(tmp_path, scripted_voice_answer, vl_f32)
+        env = headless_env(tmp_path, **pulse.env())
+        assistant = Assistant(config, env, tmp_path / "events.jsonl", "--no-tray")
+        try:
+            assistant.wait_for(lambda ev: any(e["event"] == "warmed_up" for e in ev), 120, "warmed up")
+            pulse.play_into_microphone(request_wav(tmp_path, "What is the capital of Peru?"))
+            assistant.wait_for(lambda ev: any(e["event"] == "speak_end" for e in ev), 120, "the answer spoken")
+            time.sleep(3.0)  # long enough for the echo of the answer to be heard and judged
+            events = assistant.events()
+            names = [e["event"] for e in events]
+            assert names.count("answer") == 1, names
+            assert next(e for e in events if e["event"] == "answer")["text"] == "The capital of Peru is Lima."
+            echoes = [e for e in events if e["event"] == "speech_end" and e["while_speaking"]]
+            assert echoes, "the microphone did not hear the answer; the test proves nothing"
+            ignored = [e["reason"] for e in events if e["event"] == "ignored"]
+            assert ignored.count("heard while speaking") == len(echoes), events
+            _took, err = assistant.stop()
+            assert assistant.proc.returncode == 0, err
+        finally:
+            if assistant.proc.poll() is None:
+                assistant.proc.kill()
+                assistant.proc.wait()
