@@ -144,3 +144,23 @@ def test_command_line_reports_a_bad_user_file_in_xdg_config_home(tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "[tts] rate" in result.stderr and str(user) in result.stderr
+
+
+def test_open_config_creates_an_editable_file_of_commented_defaults(tmp_path, monkeypatch):
+    """The tray's "Open config" with no user file yet: a file holding every default, commented out, that
+    loads to exactly the defaults; with a file already in use, that file is the one opened."""
+    from assistant import open_config
+    from assistant.config import user_config_path
+
+    opened = []
+    monkeypatch.setattr(open_config, "open_with_desktop", opened.append)
+    defaults = load_settings()
+    path = open_config.open_config(defaults)
+    assert path == user_config_path() and opened == [path]
+    text = path.read_text(encoding="utf-8")
+    assert "# max_new_tokens = 256" in text and not any(
+        line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()
+    )
+    assert dataclasses.replace(load_settings(path), sources=()) == defaults  # every default, nothing else
+    mine = write(tmp_path, "[tts]\nrate = 150\n")
+    assert open_config.open_config(load_settings(mine)) == mine
