@@ -175,7 +175,7 @@ def check_display() -> list[Finding]:
 
 def check_tray(settings: Settings) -> list[Finding]:
     from .screen.display import detect_display_server
-    from .tray.probe import probe_tray
+    from .tray.probe import plan_tray
 
     if not settings.tray.enabled:
         return [_ok("tray", "disabled in the configuration")]
@@ -189,32 +189,14 @@ def check_tray(settings: Settings) -> list[Finding]:
                 "run it inside a desktop session to get the icon",
             )
         ]
-    probe = probe_tray(display)
-    backends = ", ".join(probe.backends) or "none"
-    if not probe.backends:
-        return [
-            Finding(
-                "tray",
-                Status.WARNING,
-                "no pystray backend can load",
-                "install python-xlib (X11) or PyGObject with AppIndicator; the assistant runs without an icon",
-            )
-        ]
-    if probe.host is not True:
+    plan = plan_tray(display)
+    if not plan.backends or not plan.host_confirmed:
         fix = (
             "on GNOME install the AppIndicator extension; elsewhere start the panel's system tray; "
             "the assistant runs without an icon until then"
         )
-        return [Finding("tray", Status.WARNING, f"backends {backends}; {probe.detail}", fix)]
-    from .tray.icon import has_session_bus
-
-    if not {"gtk", "appindicator"} & set(probe.backends):
-        menu_note = " (xorg backend: icon without a menu; install python3-gi for the menu)"
-    elif not has_session_bus():
-        menu_note = " (no D-Bus session bus: icon without a menu)"
-    else:
-        menu_note = ""
-    return [_ok("tray", f"backends {backends}; {probe.detail}{menu_note}")]
+        return [Finding("tray", Status.WARNING, plan.why, fix)]
+    return [_ok("tray", f"{plan.backends[0]} backend; {plan.why}")]
 
 
 def check_voices(settings: Settings) -> list[Finding]:

@@ -11,7 +11,8 @@ import pytest
 
 from assistant.daemon.state import Activity, State
 from assistant.screen.display import DisplayServer
-from assistant.tray.icon import STATE_COLOURS, TrayActions, TrayIcon, choose_backends, draw_icon, has_session_bus
+from assistant.tray.icon import STATE_COLOURS, TrayActions, TrayIcon, draw_icon
+from assistant.tray.probe import choose_backends, has_session_bus
 
 from facilities import click_tray_menu_item, require, session_bus, tray_host, xvfb
 

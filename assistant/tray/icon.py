@@ -9,14 +9,12 @@ icon is not shown and the reason is logged once: the service runs headless.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..daemon.state import State
-from ..screen.display import DisplayServer, detect_display_server
-from .probe import available_backends, status_notifier_host, x11_tray_host
+from .probe import plan_tray
 
 log = logging.getLogger(__name__)
 
@@ -60,43 +58,6 @@ def draw_icon(state: State, size: int = 64):
     return image
 
 
-def choose_backends(
-    display: DisplayServer,
-    backends: tuple[str, ...],
-    xembed_host: bool | None,
-    sni_host: bool | None,
-    session_bus: bool = True,
-) -> tuple[tuple[str, ...], str]:
-    """(pystray backends to try, best first; why): empty when no icon can be shown here, and why not."""
-    if not session_bus:  # pystray's GTK backends talk to the session bus (notifications) and fail without one
-        backends = tuple(b for b in backends if b not in ("gtk", "appindicator"))
-    if display.kind == "none":
-        return (), "no display"
-    if display.kind in ("windows", "macos"):
-        return ("win32" if display.kind == "windows" else "darwin",), "native tray"
-    if sni_host and "appindicator" in backends:
-        return ("appindicator",), "StatusNotifier host"
-    if display.kind == "wayland":
-        if sni_host is False:
-            return (), "no StatusNotifier host (GNOME needs the AppIndicator extension)"
-        return (), "no AppIndicator library (install gir1.2-ayatanaappindicator3-0.1 and python3-gi)"
-    if xembed_host is False:
-        return (), "no system tray running on this X11 display"
-    found = tuple(b for b in ("gtk", "xorg") if b in backends)
-    if not found:
-        return (), "no pystray backend (install python3-gi, or python-xlib)"
-    return found, "X11 system tray"
-
-
-def has_session_bus(environ: dict[str, str] | None = None) -> bool:
-    """A D-Bus session bus to talk to: its address is set, or the user bus socket exists."""
-    env = os.environ if environ is None else environ
-    if env.get("DBUS_SESSION_BUS_ADDRESS"):
-        return True
-    runtime = env.get("XDG_RUNTIME_DIR")
-    return bool(runtime) and os.path.exists(os.path.join(runtime, "bus"))
-
-
 class TrayIcon:
     """One pystray icon; `show(state)` from any thread, `stop()` to remove it."""
 
@@ -113,11 +74,8 @@ class TrayIcon:
     @classmethod
     def start(cls, actions: TrayActions, dispatch: Callable[[Callable[[], None]], None]) -> TrayIcon | None:
         """Show the icon, or log why not (once) and return None."""
-        display = detect_display_server()
-        backends = available_backends()
-        xembed = x11_tray_host(display.name) if display.kind == "x11" else None
-        sni = status_notifier_host() if display.kind in ("x11", "wayland") else None
-        candidates, why = choose_backends(display, backends, xembed, sni, has_session_bus())
+        plan = plan_tray()
+        candidates, why = plan.backends, plan.why
         failures = []
         for backend in candidates:
             tray = cls(actions, dispatch, backend)
@@ -128,7 +86,7 @@ class TrayIcon:
                 log.debug("tray backend %s failed", backend, exc_info=True)
                 continue
             if backend == "xorg":
-                log.warning("tray icon without a menu (pystray's xorg backend); install python3-gi for the menu")
+                log.warning("tray icon without a menu (pystray's xorg backend): %s", why)
             for failure in failures:
                 log.info("tray: %s", failure)
             log.info("tray icon shown (%s backend, %s)", backend, why)

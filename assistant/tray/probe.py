@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 
-from ..screen.display import DisplayServer
+from ..screen.display import DisplayServer, detect_display_server
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrayProbe:
-    backends: tuple[str, ...]  # pystray backends that can load here, best first
-    host: bool | None  # a tray host is running; None when it cannot be told
-    detail: str
 
 
 def available_backends() -> tuple[str, ...]:
@@ -92,20 +86,60 @@ def status_notifier_host() -> bool | None:
     return "true" in out.stdout
 
 
-def probe_tray(display: DisplayServer) -> TrayProbe:
-    backends = available_backends()
+def choose_backends(
+    display: DisplayServer,
+    backends: tuple[str, ...],
+    xembed_host: bool | None,
+    sni_host: bool | None,
+    session_bus: bool = True,
+) -> tuple[tuple[str, ...], str]:
+    """(pystray backends to try, best first; why): empty when no icon can be shown here, and why not."""
+    available = backends
+    if not session_bus:  # pystray's GTK backends talk to the session bus (notifications) and fail without one
+        backends = tuple(b for b in backends if b not in ("gtk", "appindicator"))
     if display.kind == "none":
-        return TrayProbe(backends, False, "no display")
+        return (), "no display"
     if display.kind in ("windows", "macos"):
-        return TrayProbe(("win32",) if display.kind == "windows" else ("darwin",), True, "native tray")
-    if display.kind == "x11":
-        host = x11_tray_host(display.name)
-        detail = {True: "X11 system tray found", False: "no X11 system tray running", None: "cannot ask X11"}[host]
-        return TrayProbe(backends, host, detail)
-    host = status_notifier_host()
-    detail = {
-        True: "StatusNotifier host found",
-        False: "no StatusNotifier host (GNOME needs the AppIndicator extension)",
-        None: "cannot ask the session bus",
-    }[host]
-    return TrayProbe(backends, host, detail)
+        return ("win32" if display.kind == "windows" else "darwin",), "native tray"
+    if sni_host and "appindicator" in backends:
+        return ("appindicator",), "StatusNotifier host"
+    if display.kind == "wayland":
+        if sni_host is False:
+            return (), "no StatusNotifier host (GNOME needs the AppIndicator extension)"
+        return (), "no AppIndicator library (install gir1.2-ayatanaappindicator3-0.1 and python3-gi)"
+    if xembed_host is False:
+        return (), "no system tray running on this X11 display"
+    found = tuple(b for b in ("gtk", "xorg") if b in backends)
+    if not found:
+        return (), "no pystray backend (install python3-gi, or python-xlib)"
+    host = "X11 system tray" if xembed_host else "X11 (cannot tell whether a system tray runs)"
+    if found[0] == "xorg":  # pystray's xorg backend shows an icon but has no menu
+        gone = "no D-Bus session bus" if "gtk" in available else "no PyGObject (install python3-gi)"
+        return found, f"{host}; {gone}, so no menu"
+    return found, host
+
+
+def has_session_bus(environ: dict[str, str] | None = None) -> bool:
+    """A D-Bus session bus to talk to: its address is set, or the user bus socket exists."""
+    env = os.environ if environ is None else environ
+    if env.get("DBUS_SESSION_BUS_ADDRESS"):
+        return True
+    runtime = env.get("XDG_RUNTIME_DIR")
+    return bool(runtime) and os.path.exists(os.path.join(runtime, "bus"))
+
+
+@dataclass(frozen=True)
+class TrayPlan:
+    backends: tuple[str, ...]  # pystray backends to try, best first; empty: no icon can be shown here
+    why: str
+    host_confirmed: bool  # a tray host answered (false when there is none, or it could not be asked)
+
+
+def plan_tray(display: DisplayServer | None = None) -> TrayPlan:
+    """What the service will try on this desktop, and why; the doctor reports the same."""
+    display = display or detect_display_server()
+    xembed = x11_tray_host(display.name) if display.kind == "x11" else None
+    sni = status_notifier_host() if display.kind in ("x11", "wayland") else None
+    backends, why = choose_backends(display, available_backends(), xembed, sni, has_session_bus())
+    native = display.kind in ("windows", "macos")
+    return TrayPlan(backends, why, bool(native or xembed or (sni and "appindicator" in backends)))
