@@ -126,14 +126,12 @@ def run_ask(request: AskRequest, settings: Settings, on_text: Callable[[str], No
             question = heard.text
         model = _load(settings, "vl", watch)
         with watch.stage("preprocess"):
+            from .models.qwen2vl import vision_prompt
+
             pre = model.preprocessor
-            content = [{"type": "image"} for _ in images] + [{"type": "video"} for _ in videos]
-            prompt = pre.apply_chat_template(
-                [{"role": "user", "content": [*content, {"type": "text", "text": question}]}]
-            )
             # Every image, not only screenshots, is capped: the model's own limit (12.8 MP) would mean
             # tens of thousands of patches and minutes of encoder work on a laptop CPU.
-            inputs = pre(prompt, images=images, videos=videos, max_pixels=settings.screen.max_pixels)
+            inputs = vision_prompt(pre, question, images, videos, settings.screen.max_pixels)
     else:
         model = _load(settings, "audio", watch)
         with watch.stage("preprocess"):

@@ -72,13 +72,13 @@ def run_part(args: list[str], log: Path) -> str:
 def first_answer(model_dir: Path, runs: int) -> dict:
     """Load, warm up as the service does, then time the first real screenshot question and later ones."""
     sys.path.insert(0, str(HERE))
-    from inference import Ours, screenshot
+    from inference import PROMPT, Ours, screenshot
 
     from assistant.models.warmup import warm_up_vision
 
     ours = Ours(model_dir)
     started = time.perf_counter()
-    warm_up_vision(ours.model, 401408)
+    warm_up_vision(ours.model, 401408, PROMPT)
     warm_s = time.perf_counter() - started
     ttfts = [ours.run(screenshot(1280, 720, variant=100 + i))[0] for i in range(runs + 1)]
     return {"load_s": ours.load_s, "warm_up_s": warm_s, "first_ttft_s": ttfts[0], "later_ttft_s": ttfts[1:]}

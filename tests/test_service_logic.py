@@ -36,7 +36,7 @@ class FakePreprocessor:
     def apply_chat_template(self, messages):
         return repr(messages)
 
-    def __call__(self, prompt, audio=None, images=None, max_pixels=None):
+    def __call__(self, prompt, audio=None, images=None, videos=None, max_pixels=None):
         return {"input_ids": np.zeros((1, 3), np.int64), "images": images}
 
 

@@ -281,7 +281,7 @@ class AssistantService:
         timings.ms["answer"] = 1000 * (time.perf_counter() - started)
         self.events.emit("answer", at(), text=answer, timings={k: round(v, 1) for k, v in timings.ms.items()})
         if reply is None:
-            self.activation.answered(at=self._follow_up_from(request))
+            self.activation.answered(at=at())
         elif self.file_mode:
             await asyncio.to_thread(reply.finished.wait)
 
@@ -313,11 +313,6 @@ class AssistantService:
             return None
         return decision.question, clip
 
-    def _follow_up_from(self, request: Request) -> float:
-        if self.file_mode and request.utterance is not None:
-            return request.utterance.end
-        return self.clock()
-
     # -- model calls (worker threads) ----------------------------------------------------------
 
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -344,7 +339,7 @@ class AssistantService:
         started = time.perf_counter()
         warm_up_audio(self.audio_model)
         if self.vl_model is not None:
-            warm_up_vision(self.vl_model, self.settings.screen.max_pixels)
+            warm_up_vision(self.vl_model, self.settings.screen.max_pixels, SCREEN_QUESTION)
         return 1000 * (time.perf_counter() - started)
 
     def _transcribe(self, clip: np.ndarray, limit: int, endpoint_at: float, timings: Timings):
@@ -401,6 +396,7 @@ class AssistantService:
         return answer
 
     def _screen_answer(self, question: str, reply: Reply | None, timings: Timings, at: Callable[[], float]) -> str:
+        from ..models.qwen2vl import vision_prompt
         from ..screen.capture import capture_screen
 
         if self.vl_model is None:
@@ -412,11 +408,7 @@ class AssistantService:
         if self.settings.screen.save_dir is not None:
             self.settings.screen.save_dir.mkdir(parents=True, exist_ok=True)
             shot.save(self.settings.screen.save_dir / f"screen-{time.strftime('%Y%m%d-%H%M%S')}.png")
-        pre = self.vl_model.preprocessor
-        prompt = pre.apply_chat_template(
-            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-        )
-        inputs = pre(prompt, images=[shot], max_pixels=self.settings.screen.max_pixels)
+        inputs = vision_prompt(self.vl_model.preprocessor, question, [shot], max_pixels=self.settings.screen.max_pixels)
         return self._stream(self.vl_model, inputs, reply, timings)
 
     # -- speaking ------------------------------------------------------------------------------
@@ -440,7 +432,7 @@ class AssistantService:
                 self.events.emit("error", at(), message=f"could not speak: {error}")
             self.events.emit("speak_end", at(), interrupted=interrupted)
             self._update(speaking=self.speaker is not None and self.speaker.speaking)
-            self.activation.answered(at=at() if self.file_mode else self.clock())
+            self.activation.answered(at=at())
 
         return self.speaker.begin(
             ReplyCallbacks(

@@ -122,6 +122,14 @@ class OVQwen2VLModel(OVModelBase):
         return self._make_request(ids, embed_prompt, position_ids, media, max_new_tokens, do_sample, streamer, options)
 
 
+def vision_prompt(pre: Any, question: str, images=(), videos=(), max_pixels: int | None = None) -> dict[str, Any]:
+    """The processor inputs of one user turn: every image and video, then the question
+    (Qwen2-VL's twin of `transcript.audio_prompt`)."""
+    content = [{"type": "image"} for _ in images] + [{"type": "video"} for _ in videos]
+    prompt = pre.apply_chat_template([{"role": "user", "content": [*content, {"type": "text", "text": question}]}])
+    return pre(prompt, images=list(images), videos=list(videos), max_pixels=max_pixels)
+
+
 def _token_types(ids: np.ndarray, image_id: int, video_id: int) -> np.ndarray:
     return np.where(ids == image_id, IMAGE, np.where(ids == video_id, VIDEO, 0)).astype(np.int64)
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-WARM_UP_QUESTION = "What is on my screen? Describe it briefly."
-
 
 def warm_up_audio(model) -> None:
     """Transcribe 3 s of faint noise (encoder, prefill and decode run once), then forget it."""
@@ -21,14 +19,14 @@ def warm_up_audio(model) -> None:
     model.reset()
 
 
-def warm_up_vision(model, max_pixels: int) -> None:
-    """Ask about a grey 1920x1080 "screenshot" at the pixel cap, then forget it."""
+def warm_up_vision(model, max_pixels: int, question: str) -> None:
+    """Ask `question` (the one real requests ask) about a grey 1920x1080 "screenshot" at the pixel cap,
+    then forget it."""
     from PIL import Image
 
-    pre = model.preprocessor
-    prompt = pre.apply_chat_template(
-        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": WARM_UP_QUESTION}]}]
-    )
+    from .qwen2vl import vision_prompt
+
     shot = Image.new("RGB", (1920, 1080), (128, 128, 128))
-    model.generate(**pre(prompt, images=[shot], max_pixels=max_pixels), max_new_tokens=2, do_sample=False)
+    inputs = vision_prompt(model.preprocessor, question, images=[shot], max_pixels=max_pixels)
+    model.generate(**inputs, max_new_tokens=2, do_sample=False)
     model.reset()
