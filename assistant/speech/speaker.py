@@ -41,12 +41,10 @@ class Reply:
     started: bool = False
     closed: bool = False
     finished: threading.Event = field(default_factory=threading.Event)
-    sentences: int = 0
     error: str | None = None
 
     def say(self, sentence: str) -> None:
         if not self.closed:
-            self.sentences += 1
             self.speaker._queue.put((self, sentence))
 
     def close(self) -> None:
