@@ -4,7 +4,6 @@ the `generate` signature of transformers, and the engine that runs it."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import threading
@@ -202,12 +201,6 @@ def token_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     starts = np.concatenate([[hits[0]], hits[breaks + 1]])
     ends = np.concatenate([hits[breaks] + 1, [hits[-1] + 1]])
     return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
-
-
-def content_digest(array: np.ndarray) -> str:
-    """A short digest of an array's bytes: tells two images or clips apart (~1 ms per MB)."""
-    data = np.ascontiguousarray(array)
-    return hashlib.blake2b(data.view(np.uint8).reshape(-1), digest_size=16).hexdigest()
 
 
 def cache_keys(ids: np.ndarray, media: list[tuple[tuple[int, int], str]]) -> list[Any]:

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from .audio_frames import encoder_input_frames, valid_audio_tokens
-from .base import OVModelBase, as_numpy, content_digest, single_row, token_runs
+from .base import OVModelBase, as_numpy, single_row, token_runs
+from .digest import content_digest
 from .engine import GenerationRequest
 from .transcript import ASR_PROMPT, Transcript, audio_prompt, guess_language, parse_transcript, split_clips
 

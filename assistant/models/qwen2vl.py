@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import OVModelBase, as_numpy, content_digest, single_row, token_runs
+from .base import OVModelBase, as_numpy, single_row, token_runs
+from .digest import content_digest
 from .engine import GenerationRequest
 from .preprocess.positions import get_rope_index
 from .vision_layout import attention_chunks, vision_rotary_angles

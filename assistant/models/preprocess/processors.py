@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..audio_frames import valid_audio_tokens
+from ..digest import content_digest
 from .audio import AudioSettings, log_mel_features
 from .chat import ChatTemplate, Message
 from .config import processor_attributes
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 IMAGE_TOKEN = "<|image_pad|>"
 VIDEO_TOKEN = "<|video_pad|>"
 AUDIO_TOKEN = "<|AUDIO|>"
+# Clips whose features are kept: a conversation's history (4 turns) and the new clip, with room to spare.
+FEATURE_CACHE_CLIPS = 8
 
 
 def expand_placeholders(text: str, replacements: Mapping[str, Sequence[str]]) -> str:
@@ -185,6 +189,20 @@ class Qwen2AudioPreprocessor(_Base):
         self.audio_settings = audio_settings
         self.audio_token = audio_token
         self.audio_token_id = tokenizer.require_id(audio_token)
+        # A conversation sends its earlier clips with every turn (and the service builds two prompts
+        # per turn): their log-mel features are kept, by content, instead of being computed again.
+        self._features: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+
+    def _features_of(self, clip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = content_digest(np.asarray(clip, np.float32))
+        if key in self._features:
+            self._features.move_to_end(key)
+            return self._features[key]
+        pair = log_mel_features(clip, self.audio_settings)
+        self._features[key] = pair
+        while len(self._features) > FEATURE_CACHE_CLIPS:
+            self._features.popitem(last=False)
+        return pair
 
     @classmethod
     def from_dir(cls, model_dir: str | Path) -> Qwen2AudioPreprocessor:
@@ -216,7 +234,7 @@ class Qwen2AudioPreprocessor(_Base):
         media: dict[str, np.ndarray] = {}
         replacements: dict[str, list[str]] = {}
         if clips:
-            pairs = [log_mel_features(clip, self.audio_settings) for clip in clips]
+            pairs = [self._features_of(clip) for clip in clips]
             media["input_features"] = np.concatenate([features for features, _ in pairs], axis=0)
             media["feature_attention_mask"] = np.concatenate([mask for _, mask in pairs], axis=0)
             replacements[self.audio_token] = [
