@@ -51,6 +51,7 @@ class RuntimeSettings:
     performance_hint: Literal["LATENCY", "THROUGHPUT"]
     cache_dir: Path
     warm_up: bool
+    decode_activations: Literal["int8", "same"]
 
 
 @dataclass(frozen=True)

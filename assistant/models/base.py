@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,12 @@ import numpy as np
 
 from .engine import GenerationRequest, GenerationStats, StatefulDecoder, run_generation
 from .manifest import ModelKind, read_manifest
-from .runtime import RuntimeOptions, merged_config
+from .runtime import RuntimeOptions, merged_config, per_token_config
 from .sampling import SamplingSettings
 
 log = logging.getLogger(__name__)
+
+PER_TOKEN = "language_model (new tokens)"
 
 
 class OVModelBase:
@@ -41,15 +44,42 @@ class OVModelBase:
         self.config = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
         self.generation_config = self._read_generation_config()
         self.device = device
-        self.ov_config = merged_config(device, ov_config, runtime or RuntimeOptions(device=device))
+        runtime = runtime or RuntimeOptions(device=device)
+        self.ov_config = merged_config(device, ov_config, runtime)
         self.core = ov.Core()
-        self._compiled: dict[str, Any] = {}
-        for sub in self.manifest.submodels:  # the manifest names every sub-model's file
-            self._compiled[sub.name] = self.core.compile_model(self.model_dir / sub.xml, device, self.ov_config)
-        self.decoder = StatefulDecoder(self._compiled["language_model"])
+        # The manifest names every sub-model's file.
+        jobs = {sub.name: (sub.xml, self.ov_config) for sub in self.manifest.submodels}
+        token_config = self._per_token_config(runtime)
+        if token_config is not None:
+            jobs[PER_TOKEN] = (self.manifest.submodel("language_model").xml, token_config)
+        # Compiling is largely single-threaded graph work: side by side it takes ~35% less time.
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            compiled = pool.map(
+                lambda job: self.core.compile_model(self.model_dir / job[0], device, job[1]), jobs.values()
+            )
+            self._compiled: dict[str, Any] = dict(zip(jobs, compiled, strict=True))
+        self.decoder = StatefulDecoder(self._compiled["language_model"], self._compiled.pop(PER_TOKEN, None))
         self._embed_request = self._compiled["text_embeddings"].create_infer_request()
         self.last_stats = GenerationStats()
         self._lock = threading.Lock()  # one generation at a time: the KV state is shared
+
+    def _per_token_config(self, runtime: RuntimeOptions) -> dict[str, Any] | None:
+        """The config of a second compilation of the language model for new tokens, when they run
+        faster otherwise; it shares the first one's weights in the CPU plugin (+0.18 GB for Qwen2-VL-2B)."""
+        config = per_token_config(
+            self.ov_config,
+            device=self.device,
+            decode_activations=runtime.decode_activations,
+            weights=self.manifest.compression.get("language_model", {}),
+            capabilities=self.core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") if self.device == "CPU" else (),
+        )
+        if config is not None:
+            log.info(
+                "%s: prompts at the CPU's default precision, new tokens with int8 activations (group %s)",
+                self.model_dir.name,
+                config["DYNAMIC_QUANTIZATION_GROUP_SIZE"],
+            )
+        return config
 
     @functools.cached_property
     def preprocessor(self) -> Any:
