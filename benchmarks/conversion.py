@@ -149,9 +149,9 @@ def main() -> None:
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     source = work / "qwen2vl-2b-random"
-    if not (source / "model.safetensors").exists():
-        from assistant.testing import build_full_size_qwen2vl
+    from assistant.testing import build_full_size_qwen2vl, checkpoint_saved
 
+    if not checkpoint_saved(source):
         print("building the full-size random Qwen2-VL-2B checkpoint", file=sys.stderr)
         build_full_size_qwen2vl(source)
 

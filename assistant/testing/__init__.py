@@ -26,6 +26,7 @@ _EXPORTS = {
     "qwen2audio_processor": "checkpoints",
     "count_parameters": "checkpoints",
     "folder_digest": "checkpoints",
+    "checkpoint_saved": "checkpoints",
     "build_qwen2_tokenizer": "tokenizer",
     "special_token_ids": "tokenizer",
     "SPECIAL_TOKENS": "tokenizer",

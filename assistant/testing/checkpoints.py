@@ -373,10 +373,18 @@ def _save_random_model(
         if edit_weights is not None:
             edit_weights(model)
     model.generation_config = generation_config
-    model.save_pretrained(out)
+    # Shards of 2 GB: the 7B is written without a second copy of its 16.8 GB (transformers' default
+    # of 50 GB would serialise all of it in one piece).
+    model.save_pretrained(out, max_shard_size="2GB")
     params = sum(p.numel() for p in model.parameters())
     log.info("saved %s with %.3fM parameters to %s", model_cls.__name__, params / 1e6, out)
     del model
+
+
+def checkpoint_saved(folder: str | Path) -> bool:
+    """Whether `folder` holds saved weights, in one file or in shards (their index is written last)."""
+    folder = Path(folder)
+    return (folder / "model.safetensors").exists() or (folder / "model.safetensors.index.json").exists()
 
 
 def build_qwen2vl(out_dir: str | Path, size: Size = "tiny", seed: int = DEFAULT_SEED) -> Path:
