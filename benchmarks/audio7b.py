@@ -115,7 +115,7 @@ def measure(model_dir: Path, repeats: int) -> dict:
     for _ in range(repeats):
         for system in systems:  # A B A B
             runs[system.name].append(system.run(ids))
-    bandwidth.append(memory_bandwidth_gbs())
+        bandwidth.append(memory_bandwidth_gbs())  # it drifts within minutes: sampled between rounds
     return {
         "weights_bytes": (model_dir / "openvino_language_model.bin").stat().st_size,
         "bandwidth_gbs": bandwidth,
@@ -158,7 +158,7 @@ def run_stage(flag: str, *values: str) -> subprocess.CompletedProcess:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--workdir", type=Path, help="checkpoint and converted model go here (~23 GB)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     parser.add_argument("--build", type=Path, help=argparse.SUPPRESS)  # internal: one stage's process
@@ -178,6 +178,8 @@ def main() -> None:
         return
 
     work = args.workdir
+    if work is None:
+        parser.error("--workdir is required")
     work.mkdir(parents=True, exist_ok=True)
     checkpoint, model_dir = work / "qwen2audio-7b-random", work / "audio-7b"
     result: dict = {}

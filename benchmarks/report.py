@@ -93,13 +93,13 @@ def decode_profile(model_dir: Path, context: int = 300, steps: int = 10) -> str:
     import openvino as ov
 
     from assistant.models.manifest import read_manifest
-    from assistant.models.runtime import per_token_config
+    from assistant.models.runtime import language_model_config
 
     core = ov.Core()
     model = core.read_model(model_dir / "openvino_language_model.xml")
     hidden = model.input("inputs_embeds").get_partial_shape()[2].get_length()
     base = {"PERFORMANCE_HINT": "LATENCY"}
-    config = per_token_config(  # what OVQwen2VLModel decodes with on this machine
+    config = language_model_config(  # what OVQwen2VLModel decodes with on this machine
         base,
         device="CPU",
         decode_activations="int8",
@@ -215,11 +215,13 @@ def seven_b_rows(seven_b: dict) -> list[str]:
     bound = [1000 * seven_b["weights_bytes"] / (gbs * 1e9) for gbs in seven_b["bandwidth_gbs"]]
     decode, prefill = statistics.median(ours["decode_ms"]), statistics.median(ours["prefill_s"])
     to_bound = decode / statistics.median(bound)
+    worst = decode / min(bound)  # against the fastest memory seen in the part
     return [
         f"| Qwen2-Audio-7B decode ms/token, INT4 | {summary(ours['decode_ms'])} | {summary(peer['decode_ms'])} "
         f"(plain loop) | {decode / statistics.median(peer['decode_ms']):.2f}x | – | |",
         f"| … against the bandwidth bound ({seven_b['weights_bytes'] / 1e9:.2f} GB of weights per token) | "
-        f"{decode:.1f} | {summary(bound)} (bound) | {to_bound:.2f}x | ≤ 1.5x | {'yes' if to_bound <= 1.5 else 'no'} |",
+        f"{decode:.1f} | {summary(bound)} (bound) | {to_bound:.2f}x ({worst:.2f}x at the fastest sample) | ≤ 1.5x | "
+        f"{'yes' if worst <= 1.5 else 'yes at the median bandwidth' if to_bound <= 1.5 else 'no'} |",
         f"| Qwen2-Audio-7B prefill of 150 tokens, s | {summary(ours['prefill_s'], 2)} | "
         f"{summary(peer['prefill_s'], 2)} (plain loop) | {prefill / statistics.median(peer['prefill_s']):.2f}x | "
         f"≤ 4.5 s | {'yes' if prefill <= 4.5 else 'no'} |",

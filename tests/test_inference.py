@@ -32,29 +32,6 @@ def ov_audio(audio_f32):
     return OVQwen2AudioModel(audio_f32, ov_config=EXACT)
 
 
-def with_a_per_token_compilation(model):
-    """Prompts and new tokens in two compilations of the language model, as on a bf16 CPU (here both
-    exact), so the KV state moves between the two requests at every prompt and every first token."""
-    from assistant.models.engine import StatefulDecoder
-
-    second = model.core.compile_model(model.model_dir / "openvino_language_model.xml", "CPU", model.ov_config)
-    model.decoder = StatefulDecoder(model._compiled["language_model"], second)
-    return model
-
-
-@pytest.fixture(scope="module")
-def ov_vl_split(vl_f32):
-    return with_a_per_token_compilation(OVQwen2VLModel(vl_f32, ov_config=EXACT))
-
-
-@pytest.fixture(scope="module")
-def ov_audio_split(audio_f32):
-    return with_a_per_token_compilation(OVQwen2AudioModel(audio_f32, ov_config=EXACT))
-
-
-ONE_OR_TWO = pytest.mark.parametrize("compilations", ["", "_split"], ids=["one compilation", "two compilations"])
-
-
 def picture(width, height, seed):
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
@@ -141,11 +118,7 @@ def test_audio_greedy_equals_pytorch(ov_audio, audio_torch, question, case):
     assert ov_audio.last_stats.prompt_tokens == inputs["input_ids"].shape[1]
 
 
-@ONE_OR_TWO
-def test_two_turn_voice_conversation_reuses_the_cache_and_equals_pytorch(
-    compilations, request, audio_torch, question, monkeypatch
-):
-    ov_audio = request.getfixturevalue("ov_audio" + compilations)
+def test_two_turn_voice_conversation_reuses_the_cache_and_equals_pytorch(ov_audio, audio_torch, question, monkeypatch):
     model, processor = audio_torch
     first_content = [{"type": "audio", "audio": question}]
     first = audio_inputs(processor, first_content)
@@ -166,9 +139,7 @@ def test_two_turn_voice_conversation_reuses_the_cache_and_equals_pytorch(
     assert len(encoded) == 1
 
 
-@ONE_OR_TWO
-def test_two_turn_image_conversation_equals_pytorch(compilations, request, vl_torch):
-    ov_vl = request.getfixturevalue("ov_vl" + compilations)
+def test_two_turn_image_conversation_equals_pytorch(ov_vl, vl_torch):
     model, processor = vl_torch
     first_content = VL_CASES["one image"]
     first = vl_inputs(processor, first_content)
@@ -182,10 +153,8 @@ def test_two_turn_image_conversation_equals_pytorch(compilations, request, vl_to
     assert got == expected
 
 
-@ONE_OR_TWO
-def test_a_new_picture_of_the_same_size_is_not_taken_from_the_cache(compilations, request, vl_torch):
+def test_a_new_picture_of_the_same_size_is_not_taken_from_the_cache(ov_vl, vl_torch):
     """Two screenshots of one screen have the same placeholder ids; the second must still be seen."""
-    ov_vl = request.getfixturevalue("ov_vl" + compilations)
     model, processor = vl_torch
     question = {"type": "text", "text": "What is on my screen?"}
     ov_vl.reset()
@@ -196,9 +165,7 @@ def test_a_new_picture_of_the_same_size_is_not_taken_from_the_cache(compilations
     assert ov_vl.last_stats.reused_tokens < inputs["input_ids"].shape[1] - 1
 
 
-@ONE_OR_TWO
-def test_a_new_clip_of_the_same_length_is_not_taken_from_the_cache(compilations, request, audio_torch):
-    ov_audio = request.getfixturevalue("ov_audio" + compilations)
+def test_a_new_clip_of_the_same_length_is_not_taken_from_the_cache(ov_audio, audio_torch):
     model, processor = audio_torch
     ov_audio.reset()
     for text in ("Turn it up", "Turn it off"):

@@ -70,24 +70,15 @@ class GenerationStats:
 
 
 class StatefulDecoder:
-    """A compiled stateful language model and the keys of what its state currently holds.
+    """A compiled stateful language model and the keys of what its state currently holds."""
 
-    With a second compilation for new tokens (`per_token_model`, see runtime.per_token_config),
-    prompts run in the first and single tokens in the second; the KV state moves to whichever
-    request runs next (a copy of the cache: ~8 ms for 300 tokens of Qwen2-VL-2B).
-    """
-
-    def __init__(self, compiled_model: Any, per_token_model: Any | None = None):
+    def __init__(self, compiled_model: Any):
         self.request = compiled_model.create_infer_request()
-        self.token_request = per_token_model.create_infer_request() if per_token_model is not None else self.request
-        self._holder = self.request  # the request whose state is the conversation's
         self.cached_keys: list[Hashable] = []
         self._batch = np.zeros(1, np.int32)
 
     def reset(self) -> None:
         self.request.reset_state()
-        if self.token_request is not self.request:
-            self.token_request.reset_state()
         self.cached_keys = []
 
     def common_prefix(self, keys: Sequence[Hashable]) -> int:
@@ -107,27 +98,14 @@ class StatefulDecoder:
             return
         import openvino as ov
 
-        for state in self._holder.query_state():  # [batch, kv_heads, seq, head_dim]
+        for state in self.request.query_state():  # [batch, kv_heads, seq, head_dim]
             state.state = ov.Tensor(np.ascontiguousarray(state.state.data[:, :, :n]))
         del self.cached_keys[n:]
 
-    def _take_state(self, request: Any) -> None:
-        if request is self._holder:
-            return
-        if self.cached_keys:
-            target = {state.name: state for state in request.query_state()}
-            for state in self._holder.query_state():
-                target[state.name].state = state.state
-        else:
-            request.reset_state()
-        self._holder = request
-
     def forward(self, embeds: np.ndarray, position_ids: np.ndarray, keys: Sequence[Hashable]) -> np.ndarray:
         """Run `embeds` (positions with `keys`) after the cached ones; return the last position's logits."""
-        request = self.token_request if embeds.shape[1] == 1 else self.request
-        self._take_state(request)
         total = len(self.cached_keys) + embeds.shape[1]
-        request.infer(
+        self.request.infer(
             {
                 "inputs_embeds": embeds,
                 "attention_mask": np.ones((1, total), np.int64),
@@ -136,7 +114,7 @@ class StatefulDecoder:
             }
         )
         self.cached_keys.extend(keys)
-        return request.get_tensor("logits").data[0, -1]
+        return self.request.get_tensor("logits").data[0, -1]
 
 
 def run_generation(decoder: StatefulDecoder, req: GenerationRequest, stats: GenerationStats) -> Iterator[int]:

@@ -50,9 +50,6 @@ class Manifest:
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
 
-    def submodel(self, name: str) -> SubModel:
-        return next(s for s in self.submodels if s.name == name)
-
     @property
     def weight_bytes(self) -> int:
         return sum(s.bytes for s in self.submodels)

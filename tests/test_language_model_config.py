@@ -1,19 +1,19 @@
-"""When the language model computes new tokens in a second compilation (int8 activations on a bf16
-CPU), and that such a model answers: the decision table, and a real INT4 conversion on this CPU."""
+"""When the language model computes with int8 activations (on a bf16 CPU, INT4/INT8 weights) while the
+encoders keep the CPU's default: the decision table, and a real INT4 conversion on this CPU."""
 
 from __future__ import annotations
 
 import openvino as ov
 import pytest
 
-from assistant.models.runtime import per_token_config
+from assistant.models.runtime import language_model_config
 
 INT4 = {"mode": "int4_asym", "group_size": 128, "ratio": 1.0}
 BF16_CPU = ("FP32", "BF16", "INT8", "EXPORT_IMPORT")
 
 
 def decide(prompt=None, device="CPU", activations="int8", weights=INT4, capabilities=BF16_CPU):
-    return per_token_config(
+    return language_model_config(
         prompt if prompt is not None else {"PERFORMANCE_HINT": "LATENCY"},
         device=device,
         decode_activations=activations,
@@ -65,7 +65,7 @@ def audio_int4(tiny_qwen2audio_dir, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_an_int4_model_on_this_cpu_decodes_with_int8_activations_and_answers(audio_int4):
+def test_an_int4_model_on_this_cpu_runs_its_language_model_with_int8_activations_and_answers(audio_int4):
     from assistant.models import OVQwen2AudioModel
     from assistant.models.runtime import RuntimeOptions
     from assistant.models.transcript import audio_prompt
@@ -73,17 +73,17 @@ def test_an_int4_model_on_this_cpu_decodes_with_int8_activations_and_answers(aud
     from speech import spoken
 
     bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    split = OVQwen2AudioModel(audio_int4)
-    same = OVQwen2AudioModel(audio_int4, runtime=RuntimeOptions(decode_activations="same"))
-    assert same.decoder.token_request is same.decoder.request
-    decoder = split.decoder
-    assert (decoder.token_request is not decoder.request) == bf16
+    model = OVQwen2AudioModel(audio_int4)
+    language_model, encoder = model._compiled["language_model"], model._compiled["audio_encoder"]
     if bf16:
-        compiled = decoder.token_request.get_compiled_model()
-        assert str(compiled.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE")) == "16"
-        assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
-        assert decoder.request.get_compiled_model().get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16
-    inputs = audio_prompt(split.preprocessor, [spoken("What time is it?", seconds=2.0)], "What was said?")
-    out = split.generate(**inputs, max_new_tokens=8, do_sample=False, ignore_eos=True)
+        assert str(language_model.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE")) == "16"  # the weights' group
+        assert language_model.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+        assert encoder.get_property("INFERENCE_PRECISION_HINT") == ov.Type.bf16
+    same = OVQwen2AudioModel(audio_int4, runtime=RuntimeOptions(decode_activations="same"))
+    assert same._compiled["language_model"].get_property("INFERENCE_PRECISION_HINT") == encoder.get_property(
+        "INFERENCE_PRECISION_HINT"
+    )
+    inputs = audio_prompt(model.preprocessor, [spoken("What time is it?", seconds=2.0)], "What was said?")
+    out = model.generate(**inputs, max_new_tokens=8, do_sample=False, ignore_eos=True)
     assert out.shape[1] == inputs["input_ids"].shape[1] + 8
-    assert split.last_stats.new_tokens == 8
+    assert model.last_stats.new_tokens == 8
