@@ -25,5 +25,11 @@ def headless_env(home: Path, **extra: str) -> dict[str, str]:
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "assistant", *args], env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "assistant", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",  # the assistant writes UTF-8 (Python's UTF-8 mode) even where the locale is C
+        errors="replace",
+        timeout=timeout,
     )
