@@ -21,16 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+from report import bound_ms, memory_bandwidth_gbs, summary  # this folder is on sys.path: it is the script's
 
 HERE = Path(__file__).resolve().parent
 GIB = 2**30
 NEEDS_GIB = 19  # the conversion's measured peak plus a margin
 PROMPT_TOKENS = 150
 NEW_TOKENS = 32
-
-
-def stats(values: list[float], digits: int = 1) -> str:
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
 def prompt_ids() -> np.ndarray:
@@ -103,9 +100,6 @@ class Ours:
 
 
 def measure(model_dir: Path, repeats: int) -> dict:
-    sys.path.insert(0, str(HERE))
-    from report import memory_bandwidth_gbs
-
     ids = prompt_ids()
     bandwidth = [memory_bandwidth_gbs()]
     systems = [Ours(model_dir), PlainLoop(model_dir)]
@@ -206,7 +200,6 @@ def run_all(work: Path, checkpoint: Path, model_dir: Path, repeats: int) -> dict
         if run_stage("--build", str(checkpoint)).returncode != 0:
             raise SystemExit("building the 7B checkpoint failed")
     if not (model_dir / "manifest.json").exists():
-        sys.path.insert(0, str(HERE))
         from conversion import timed_convert
 
         print("converting it (INT4 asym, group 128; FP16 audio encoder)", file=sys.stderr, flush=True)
@@ -224,7 +217,7 @@ def run_all(work: Path, checkpoint: Path, model_dir: Path, repeats: int) -> dict
 
 
 def render(result: dict) -> str:
-    bound = [1000 * result["weights_bytes"] / (gbs * 1e9) for gbs in result["bandwidth_gbs"]]
+    bound = bound_ms(result["weights_bytes"], result["bandwidth_gbs"])
     lines = ["## Qwen2-Audio-7B (INT4 language model), CPU", ""]
     if "conversion" in result:
         c = result["conversion"]
@@ -233,14 +226,14 @@ def render(result: dict) -> str:
     lines += [
         f"{PROMPT_TOKENS}-token prompt, {NEW_TOKENS} new tokens (greedy, end of text ignored); load of "
         f"OVQwen2AudioModel {result['load_s']:.1f} s. Bandwidth bound: {result['weights_bytes'] / 1e9:.2f} GB of "
-        f"language-model weights per token at {stats(result['bandwidth_gbs'])} GB/s = {stats(bound)} ms.",
+        f"language-model weights per token at {summary(result['bandwidth_gbs'])} GB/s = {summary(bound)} ms.",
         "",
         "| system | prefill of 150 tokens, s | decode ms/token | vs bound |",
         "|---|---|---|---|",
     ]
     for name, rows in result["systems"].items():
         ratio = statistics.median(rows["decode_ms"]) / statistics.median(bound)
-        lines.append(f"| {name} | {stats(rows['prefill_s'], 2)} | {stats(rows['decode_ms'])} | {ratio:.2f}x |")
+        lines.append(f"| {name} | {summary(rows['prefill_s'], 2)} | {summary(rows['decode_ms'])} | {ratio:.2f}x |")
     return "\n".join(lines) + "\n"
 
 

@@ -44,15 +44,14 @@ class OVModelBase:
         runtime = runtime or RuntimeOptions(device=device)
         self.ov_config = merged_config(device, ov_config, runtime)
         self.core = ov.Core()
-        # The manifest names every sub-model's file; the language model may compute differently.
-        jobs = {sub.name: (sub.xml, self.ov_config) for sub in self.manifest.submodels}
-        language_model = self._language_model_config(runtime)
-        if language_model is not None:
-            jobs["language_model"] = (jobs["language_model"][0], language_model)
-        # One after another: compiling in worker threads (~25% faster) left the service unable to notice a
-        # microphone that went away (test_desktop), so not that.
+        language_model = self._language_model_config(runtime) or self.ov_config
+        # The manifest names every sub-model's file. One after another: compiling in worker threads (~25%
+        # faster) left the service unable to notice a microphone that went away (test_desktop).
         self._compiled: dict[str, Any] = {
-            name: self.core.compile_model(self.model_dir / xml, device, config) for name, (xml, config) in jobs.items()
+            sub.name: self.core.compile_model(
+                self.model_dir / sub.xml, device, language_model if sub.name == "language_model" else self.ov_config
+            )
+            for sub in self.manifest.submodels
         }
         self.decoder = StatefulDecoder(self._compiled["language_model"])
         self._embed_request = self._compiled["text_embeddings"].create_infer_request()

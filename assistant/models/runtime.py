@@ -1,5 +1,5 @@
 """OpenVINO settings from the configuration: device, precision, latency hint, compiled-model cache,
-and how the language model computes new tokens."""
+and how the language model computes (`language_model_config`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 PRECISION_HINTS = {"f32": "f32", "bf16": "bf16", "f16": "f16"}
-DECODE_ACTIVATIONS = ("int8", "same")
 
 
 @dataclass(frozen=True)
