@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--group-size", type=int, default=128, metavar="N", help="INT4 group size (default: 128)")
     convert.add_argument("--ratio", type=float, default=1.0, metavar="R", help="share of INT4 layers (default: 1.0)")
     convert.add_argument("--sym", action="store_true", help="symmetric INT4 instead of asymmetric")
+    convert.add_argument(
+        "--int4-head",
+        action="store_true",
+        help="output head in INT4 too (default: INT8): faster new tokens, accuracy cost not measured on real weights",
+    )
     convert.add_argument("--force", action="store_true", help="rebuild even if an identical conversion exists")
     _add_config(convert)
 
@@ -335,7 +340,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from .models.convert import convert_model
     from .models.convert.compression import compression_from_options
 
-    compression = compression_from_options(args.weights, args.group_size, args.ratio, args.sym)
+    compression = compression_from_options(args.weights, args.group_size, args.ratio, args.sym, args.int4_head)
     for target in targets:
         kind = "qwen2-audio" if target == "audio" else "qwen2-vl"
         source = args.source or (settings.models.audio_source if target == "audio" else settings.models.vl_source)

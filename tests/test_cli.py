@@ -62,19 +62,27 @@ def test_parser_knows_the_whole_contract():
             "--ratio",
             "0.8",
             "--sym",
+            "--int4-head",
             "--force",
         ]
     )
-    assert (conv.target, conv.weights, conv.group_size, conv.ratio, conv.sym, conv.force) == (
+    assert (conv.target, conv.weights, conv.group_size, conv.ratio, conv.sym, conv.int4_head, conv.force) == (
         "vl",
         "int8",
         64,
         0.8,
         True,
         True,
+        True,
     )
     defaults = parser.parse_args(["convert", "all"])
-    assert (defaults.weights, defaults.group_size, defaults.ratio, defaults.sym) == ("int4", 128, 1.0, False)
+    assert (defaults.weights, defaults.group_size, defaults.ratio, defaults.sym, defaults.int4_head) == (
+        "int4",
+        128,
+        1.0,
+        False,
+        False,
+    )
     svc = parser.parse_args(["service", "install", "--kind", "autostart"])
     assert (svc.action, svc.kind) == ("install", "autostart")
 

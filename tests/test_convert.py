@@ -235,6 +235,32 @@ def test_int4_conversion_stores_4bit_weights_and_runs(tiny_qwen2audio_dir, tmp_p
     assert np.isfinite(logits).all() and logits.std() > 0
 
 
+def _head_weight_type(xml) -> str:
+    """Element type of the output head's stored weight (walking back from the logits' MatMul)."""
+    node = ov.Core().read_model(xml).output("logits").get_node().input_value(0).get_node()
+    while node.get_type_name() != "MatMul":
+        node = node.input_value(0).get_node()
+    node = node.input_value(1).get_node()
+    while node.get_type_name() != "Constant":  # Convert / Subtract / Multiply / Reshape of the decompression
+        node = node.input_value(0).get_node()
+    return node.get_output_element_type(0).get_type_name()
+
+
+def test_int4_head_option_puts_the_output_head_in_4_bits(tiny_qwen2audio_dir, tmp_path):
+    from assistant.models.convert.compression import compression_from_options
+
+    default = convert_qwen2audio_model(
+        tiny_qwen2audio_dir, tmp_path / "int8-head", compression_from_options("int4", 16, 1.0, False)
+    )
+    int4 = convert_qwen2audio_model(
+        tiny_qwen2audio_dir, tmp_path / "int4-head", compression_from_options("int4", 16, 1.0, False, int4_head=True)
+    )
+    assert _head_weight_type(default.folder / "openvino_language_model.xml") == "u8"
+    assert _head_weight_type(int4.folder / "openvino_language_model.xml") == "u4"
+    assert int4.manifest.compression["language_model"]["all_layers"] is True
+    assert "all_layers" not in default.manifest.compression["language_model"]
+
+
 def test_rerun_is_a_no_op_and_force_rebuilds(tiny_qwen2vl_dir, tmp_path):
     out = tmp_path / "vl"
     first = convert_qwen2vl_model(tiny_qwen2vl_dir, out, None)

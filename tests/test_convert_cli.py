@@ -65,6 +65,7 @@ def test_convert_prints_stages_and_a_summary(tiny_qwen2vl_dir, tmp_path):
         ("bad group size", "INT4 group size 128 does not divide"),
         ("unwritable output", "cannot create"),
         ("offline hub id", "--source DIR"),
+        ("int4 head without int4 weights", "--int4-head needs --weights int4"),
     ],
 )
 def test_bad_input_exits_2_and_leaves_nothing(tiny_qwen2audio_dir, tiny_qwen2vl_dir, tmp_path, case, expected):
@@ -87,6 +88,8 @@ def test_bad_input_exits_2_and_leaves_nothing(tiny_qwen2audio_dir, tiny_qwen2vl_
         out = tmp_path / "out" / "file" / "vl"
     elif case == "offline hub id":
         source = "Qwen/Qwen2-VL-2B-Instruct"
+    elif case == "int4 head without int4 weights":
+        extra = ["--weights", "int8", "--int4-head"]
     result = convert_vl(tmp_path, source, out, *extra)
     assert result.returncode == 2, result.stderr
     assert expected in one_line(result)

@@ -13,17 +13,26 @@ log = logging.getLogger(__name__)
 WEIGHT_CHOICES = ("int4", "int8", "fp16", "f32")
 
 
-def compression_from_options(weights: str, group_size: int, ratio: float, sym: bool) -> dict[str, Any] | None:
-    """The article's NNCF dict for `--weights int4|int8`; None (no compression) for fp16/f32."""
+def compression_from_options(
+    weights: str, group_size: int, ratio: float, sym: bool, int4_head: bool = False
+) -> dict[str, Any] | None:
+    """The article's NNCF dict for `--weights int4|int8`; None (no compression) for fp16/f32.
+
+    `int4_head` also puts the output head in INT4 (NNCF `all_layers`; by default it stays INT8): fewer
+    bytes read per new token, at an accuracy cost that random weights cannot show (benchmarks/README.md).
+    """
     import nncf
 
+    if int4_head and weights != "int4":
+        raise UsageError(f"--int4-head needs --weights int4, not {weights}")
     if weights == "int4":
         if group_size < 1 and group_size != -1:
             raise UsageError(f"--group-size must be a positive number (or -1 for per-channel), got {group_size}")
         if not 0.0 < ratio <= 1.0:
             raise UsageError(f"--ratio must be in (0, 1], got {ratio}")
         mode = nncf.CompressWeightsMode.INT4_SYM if sym else nncf.CompressWeightsMode.INT4_ASYM
-        return {"mode": mode, "group_size": group_size, "ratio": ratio}
+        config = {"mode": mode, "group_size": group_size, "ratio": ratio}
+        return {**config, "all_layers": True} if int4_head else config
     if weights == "int8":
         return {"mode": nncf.CompressWeightsMode.INT8_SYM if sym else nncf.CompressWeightsMode.INT8_ASYM}
     if weights in ("fp16", "f32"):
