@@ -265,6 +265,12 @@ def memory(pid: int) -> dict[str, float]:
     with contextlib.suppress(psutil.AccessDenied, AttributeError):
         full = process.memory_full_info()
         out.update(pss_mib=getattr(full, "pss", float("nan")) / 2**20, uss_mib=full.uss / 2**20)
+    with contextlib.suppress(OSError, ValueError):
+        # Pages of the mmapped model files are clean page cache the kernel can drop; anonymous memory is
+        # what the process really needs (the CPU plugin's repacked weights, KV cache, activations).
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
+        fields = {line.split(":")[0]: int(line.split()[1]) for line in rollup if line.endswith("kB")}
+        out.update(anon_mib=fields["Pss_Anon"] / 1024, file_mib=fields["Pss_File"] / 1024)
     return {k: round(v, 1) for k, v in out.items()}
 
 
@@ -404,7 +410,10 @@ def met(s: dict[str, float] | None, limit: float) -> str:
 
 def fmt_memory(m: dict[str, float]) -> str:
     nan = float("nan")
-    return f"RSS {m['rss_mib']:.0f} MiB, PSS {m.get('pss_mib', nan):.0f} MiB, USS {m.get('uss_mib', nan):.0f} MiB"
+    text = f"RSS {m['rss_mib']:.0f} MiB, PSS {m.get('pss_mib', nan):.0f} MiB, USS {m.get('uss_mib', nan):.0f} MiB"
+    if "anon_mib" in m:
+        text += f" (anonymous {m['anon_mib']:.0f} MiB, mmapped files {m['file_mib']:.0f} MiB)"
+    return text
 
 
 def machine() -> dict[str, Any]:
