@@ -23,12 +23,12 @@ from .config import Settings
 log = logging.getLogger(__name__)
 
 GIB = 1024**3
-# What each converted model needs in RAM when no manifest tells its real size: its weight files plus
-# the overhead below (both measured here: Qwen2-VL-2B 4.8 GB, Qwen2-Audio-7B 8.0 GiB resident after an answer).
-NOMINAL_MODEL_BYTES = {"qwen2-audio": int(8.0 * GIB), "qwen2-vl": int(4.5 * GIB)}
-# Runtime overhead on top of a model's weight files: the CPU plugin's repacked weights, KV cache,
-# activations, kernels. Qwen2-VL-2B: 2.6 GB of files, 4.8 GB resident after a screenshot answer.
-RUNTIME_OVERHEAD_BYTES = 2 * GIB
+# Resident memory on top of a model's weight files once it has answered: the CPU plugin's repacked
+# weights, KV cache, activations, kernels. Measured here in the service with both full-size models
+# (benchmarks/RESULTS.md): 14.3 GiB for 8.85 GiB of files; Qwen2-VL-2B alone 4.8 GiB for 2.5.
+RUNTIME_OVERHEAD_BYTES = {"qwen2-audio": int(3.4 * GIB), "qwen2-vl": int(2.3 * GIB)}
+# What each model needs when no manifest gives its files' size (the converted real models' files).
+NOMINAL_MODEL_BYTES = {"qwen2-audio": int(6.1 * GIB), "qwen2-vl": int(2.5 * GIB)}
 KEY_PACKAGES = (
     "openvino",
     "transformers",
@@ -244,11 +244,11 @@ def check_models(settings: Settings) -> tuple[list[Finding], int]:
             findings.append(
                 Finding(f"model {kind}", Status.PROBLEM, str(exc).split(";")[0], str(exc).split("; ", 1)[-1])
             )
-            needed += NOMINAL_MODEL_BYTES[kind]
+            needed += NOMINAL_MODEL_BYTES[kind] + RUNTIME_OVERHEAD_BYTES[kind]
             continue
         mode = manifest.compression.get("mode", "none")
         findings.append(_ok(f"model {kind}", f"{folder} ({manifest.weight_bytes / GIB:.1f} GiB, weights {mode})"))
-        needed += manifest.weight_bytes + RUNTIME_OVERHEAD_BYTES
+        needed += manifest.weight_bytes + RUNTIME_OVERHEAD_BYTES[kind]
     return findings, needed
 
 
