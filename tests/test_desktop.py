@@ -69,13 +69,18 @@ class Assistant:
 
     def __init__(self, config: Path, env: dict[str, str], events: Path, *args: str):
         self.events_path = events
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "assistant", "run", "--config", str(config), "--events", str(events), *args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        # stderr goes to a file: a pipe nobody reads until the end would block the service once full.
+        self.stderr_path = events.with_suffix(".stderr")
+        with self.stderr_path.open("w") as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "assistant", "run", "--config", str(config), "--events", str(events), *args],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
 
     def events(self) -> list[dict]:
         if not self.events_path.exists():
@@ -89,7 +94,7 @@ class Assistant:
             if predicate(events):
                 return events
             if self.proc.poll() is not None:
-                raise AssertionError(f"assistant exited ({self.proc.returncode}): {self.proc.stderr.read()}")
+                raise AssertionError(f"assistant exited ({self.proc.returncode}): {self.stderr()}")
             time.sleep(0.1)
         raise AssertionError(f"timed out waiting for {what}; events: {[e['event'] for e in self.events()]}")
 
@@ -99,8 +104,8 @@ class Assistant:
     def stop(self) -> tuple[float, str]:
         sent = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=15)
-        return time.monotonic() - sent, err
+        self.proc.wait(timeout=15)
+        return time.monotonic() - sent, self.stderr()
 
 
 def write_config(tmp_path: Path, audio_dir: Path, vl_dir: Path) -> Path:
