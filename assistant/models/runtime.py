@@ -66,7 +66,8 @@ def language_model_config(
     CPU plugin applies only at f32 precision): Qwen2-VL-2B 80 -> 50 ms/token, Qwen2-Audio-7B 306 -> 205,
     for a longer prompt on the 2B (+0.25 s at 448x448) and about the same on the 7B. The encoders keep
     bf16 (f32 would make the vision encoder 5x slower). A second compilation just for new tokens
-    would keep the 2B's prompts in bf16, but doubled the 7B's memory (16 instead of 8 GiB), so no.
+    would keep prompts in bf16, but the CPU plugin repacks the weights once per compilation: the 7B
+    took 16 instead of 8 GiB, so no.
     An explicit precision (configured or in `ov_config`) applies to every sub-model.
     """
     if decode_activations != "int8" or device.upper() != "CPU":
