@@ -77,7 +77,7 @@ class Ours:
         self.load_s = time.perf_counter() - t0
         self.pre = Qwen2VLPreprocessor.from_dir(model_dir)
 
-    def run(self, image: np.ndarray) -> tuple[float, float, int]:
+    def run(self, image: np.ndarray, max_pixels: int = SCREENSHOT_PIXELS) -> tuple[float, float, int]:
         """Seconds to the first token (from the raw image), decode ms/token, image tokens."""
         from PIL import Image
 
@@ -86,7 +86,7 @@ class Ours:
         prompt = self.pre.apply_chat_template(
             [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": PROMPT}]}]
         )
-        inputs = self.pre(prompt, images=[Image.fromarray(image)], max_pixels=SCREENSHOT_PIXELS)
+        inputs = self.pre(prompt, images=[Image.fromarray(image)], max_pixels=max_pixels)
         self.model.reset()
         self.model.generate(
             **inputs,

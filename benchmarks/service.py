@@ -3,7 +3,8 @@ microphone path.
 
 A private PulseAudio (the tests' facility) gives the service a virtual microphone (a 16 kHz null sink
 whose monitor is the default source, kept live by a stream of silence) and a second null sink as its
-speaker. `assistant run --no-tray --events FILE` runs as a subprocess on converted models with
+speaker, and an Xvfb full-HD screen answers the screen route. `assistant run --no-tray --events FILE`
+runs as a subprocess on converted models with
 `[activation] mode = "always"` and speech on, and this script measures:
 
 1. CPU while listening to silence: user+sys time of the service process (all its threads, psutil)
@@ -11,7 +12,7 @@ speaker. `assistant run --no-tray --events FILE` runs as a subprocess on convert
    first 5 s, since opening the input stream costs a burst of CPU once;
 2. end of speech -> transcription call, and first token / first complete sentence -> first sound,
    from the `answer` and `speak_start` events of N spoken questions (espeak-ng) played into the mic;
-3. memory (RSS, PSS, USS) with both models loaded, after the warm-up and after each request, and
+3. memory (RSS, PSS, USS; anonymous vs mmapped files) with both models loaded, after the warm-up and after each request, and
    seconds from process start to `listening`, started twice on one compiled-model cache folder (the
    second start is the warm one).
 
@@ -527,7 +528,7 @@ def summarise(requests: list[dict[str, Any]]) -> dict[str, Any]:
 
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from cli_runner import headless_env
-    from facilities import pulse_virtual_mic
+    from facilities import pulse_virtual_mic, xvfb
 
     models = work.parent if args.workdir else work
     if args.audio_dir and args.vl_dir:
@@ -547,8 +548,9 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         wavs.append((text, request_wav(work, i, text)))
 
     results: dict[str, Any] = {"machine": machine(), "models": used, "tiny_models": tiny, "settings": vars(args)}
-    with pulse_virtual_mic(speaker="speaker") as pulse, silence_into(pulse):
-        env = headless_env(work / "home", **pulse.env())
+    # A full-HD X screen, so a request routed to the screen is answered from a real screenshot.
+    with pulse_virtual_mic(speaker="speaker") as pulse, silence_into(pulse), xvfb(1920, 1080) as display:
+        env = headless_env(work / "home", **pulse.env(), DISPLAY=display)
         progress("first start (empty compiled-model cache)")
         with running(config, env, work, "first-start") as service:
             cold = seconds_to("listening", service, args.start_timeout)
