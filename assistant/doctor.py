@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 GIB = 1024**3
 # Resident memory on top of a model's weight files once it has answered: the CPU plugin's repacked
 # weights, KV cache, activations, kernels. Measured here in the service with both full-size models
-# (benchmarks/RESULTS.md): 14.3 GiB for 8.85 GiB of files; Qwen2-VL-2B alone 4.8 GiB for 2.5.
+# (benchmarks/RESULTS.md): 13.7-14.3 GiB for 8.85 GiB of files; Qwen2-VL-2B alone 4.8 GiB for 2.5.
 RUNTIME_OVERHEAD_BYTES = {"qwen2-audio": int(3.4 * GIB), "qwen2-vl": int(2.3 * GIB)}
 # What each model needs when no manifest gives its files' size (the converted real models' files).
 NOMINAL_MODEL_BYTES = {"qwen2-audio": int(6.1 * GIB), "qwen2-vl": int(2.5 * GIB)}
