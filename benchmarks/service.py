@@ -12,9 +12,9 @@ runs as a subprocess on converted models with
    first 5 s, since opening the input stream costs a burst of CPU once;
 2. end of speech -> transcription call, and first token / first complete sentence -> first sound,
    from the `answer` and `speak_start` events of N spoken questions (espeak-ng) played into the mic;
-3. memory (RSS, PSS, USS; anonymous vs mmapped files) with both models loaded, after the warm-up and after each request, and
-   seconds from process start to `listening`, started twice on one compiled-model cache folder (the
-   second start is the warm one).
+3. memory (RSS, PSS, USS; anonymous vs mmapped files) with both models loaded, after the warm-up
+   and after each request, and seconds from process start to `listening`, started twice on one
+   compiled-model cache folder (the second start is the warm one).
 
 By default the models are tiny (real architectures, tiny widths), built and converted here: a Qwen2-Audio
 scripted to hear and answer one fixed two-sentence text (a random one hears gibberish, which may be empty,
