@@ -43,7 +43,6 @@ import psutil
 HERE = Path(__file__).resolve().parent
 GIB = 2**30
 # The parts' raw numbers, read back to write the targets table.
-# The parts' raw numbers, read back for the targets table.
 RAW_FILES = (
     "inference.json",
     "output_head.json",
