@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
 EXACT = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32", "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0"}
 
 
@@ -37,21 +36,15 @@ def teacher_forced_logits(model_dir: Path, embed, prompts: list[list[int]], spli
     """Last-position logits: a `split`-token prefill, then one token at a time (what decoding runs)."""
     import openvino as ov
 
-    request = ov.Core().compile_model(model_dir / "openvino_language_model.xml", "CPU", EXACT).create_infer_request()
+    from assistant.models.engine import StatefulDecoder
+
+    decoder = StatefulDecoder(ov.Core().compile_model(model_dir / "openvino_language_model.xml", "CPU", EXACT))
     out = []
     for ids in prompts:
-        request.reset_state()
+        decoder.reset()
         for start, stop in [(0, split), *((k, k + 1) for k in range(split, len(ids)))]:
-            n = stop - start
-            request.infer(
-                {
-                    "inputs_embeds": embed(ids[start:stop]),
-                    "attention_mask": np.ones((1, stop), np.int64),
-                    "position_ids": np.broadcast_to(np.arange(start, stop), (3, 1, n)).copy(),
-                    "beam_idx": np.zeros(1, np.int32),
-                }
-            )
-            out.append(request.get_tensor("logits").data[0, -1].copy())
+            positions = np.broadcast_to(np.arange(start, stop), (3, 1, stop - start)).copy()  # M-RoPE rows
+            out.append(decoder.forward(embed(ids[start:stop]), positions, range(start, stop)).copy())
     return np.stack(out)
 
 
@@ -80,7 +73,6 @@ def accuracy(folders: dict[str, Path], reference: Path | None, prompts: int = 6,
 
 
 def speed(folders: dict[str, Path], repeats: int) -> dict[str, dict[str, list[float]]]:
-    sys.path.insert(0, str(HERE))
     from inference import Ours, screenshot
 
     systems = {name: Ours(folder) for name, folder in folders.items()}

@@ -15,10 +15,8 @@ import argparse
 import json
 import math
 import statistics
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
 CAPS = (200704, 401408, 802816, 1605632)  # half, the default, twice, four times (multiples of 28x28)
 SCREEN = (1920, 1080)
 
@@ -29,7 +27,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     args = parser.parse_args()
-    sys.path.insert(0, str(HERE))
     from inference import Ours, screenshot
     from report import summary
 

@@ -42,15 +42,6 @@ import psutil
 
 HERE = Path(__file__).resolve().parent
 GIB = 2**30
-# The parts' raw numbers, read back to write the targets table.
-RAW_FILES = (
-    "inference.json",
-    "output_head.json",
-    "pixel_cap.json",
-    "audio7b.json",
-    "service.json",
-    "service-full.json",
-)
 
 
 def memory_bandwidth_gbs(size_bytes: int = GIB, threads: int = 2) -> float:
@@ -78,8 +69,13 @@ def summary(values: list[float], digits: int = 1) -> str:
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
-def run_part(args: list[str], log: Path) -> str:
-    """Run a benchmark script; its Markdown (stdout) is returned, its progress goes to `log`."""
+def run_part(args: list[str], log: Path, raw: Path | None = None) -> str:
+    """Run a benchmark script; its Markdown (stdout) is returned, its progress goes to `log`. With `raw`,
+    the script writes its numbers there (`--json`); an earlier run's file is removed first, so a part
+    that fails this time cannot show old numbers."""
+    if raw is not None:
+        raw.unlink(missing_ok=True)
+        args = [*args, "--json", str(raw)]
     print(f">> {' '.join(args)}", file=sys.stderr, flush=True)
     with log.open("w") as err:
         done = subprocess.run([sys.executable, *args], stdout=subprocess.PIPE, stderr=err, text=True)
@@ -90,7 +86,6 @@ def run_part(args: list[str], log: Path) -> str:
 
 def first_answer(model_dir: Path, runs: int) -> dict:
     """Load, warm up as the service does, then time the first real screenshot question and later ones."""
-    sys.path.insert(0, str(HERE))
     from inference import PROMPT, Ours, screenshot
 
     from assistant.models.warmup import warm_up_vision
@@ -110,6 +105,7 @@ def decode_profile(model_dir: Path, context: int = 300, steps: int = 10) -> str:
 
     import openvino as ov
 
+    from assistant.models.engine import StatefulDecoder
     from assistant.models.manifest import read_manifest
     from assistant.models.runtime import language_model_config
 
@@ -125,24 +121,19 @@ def decode_profile(model_dir: Path, context: int = 300, steps: int = 10) -> str:
         capabilities=core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"),
     )
     config = {**(config or base), "PERF_COUNT": True}
-    request = core.compile_model(model, "CPU", config).create_infer_request()
+    decoder = StatefulDecoder(core.compile_model(model, "CPU", config))
     rng = np.random.default_rng(0)
 
     def step(n: int, start: int) -> None:
-        request.infer(
-            {
-                "inputs_embeds": (0.02 * rng.standard_normal((1, n, hidden))).astype(np.float32),
-                "attention_mask": np.ones((1, start + n), np.int64),
-                "position_ids": np.broadcast_to(np.arange(start, start + n), (3, 1, n)).copy(),
-                "beam_idx": np.zeros(1, np.int32),
-            }
-        )
+        embeds = (0.02 * rng.standard_normal((1, n, hidden))).astype(np.float32)
+        positions = np.broadcast_to(np.arange(start, start + n), (3, 1, n)).copy()  # M-RoPE rows
+        decoder.forward(embeds, positions, range(start, start + n))
 
     step(context, 0)
     per_kind: collections.Counter = collections.Counter()
     for k in range(steps):
         step(1, context + k)
-        for node in request.profiling_info:
+        for node in decoder.request.profiling_info:
             per_kind[(node.node_type, node.exec_type)] += node.real_time.total_seconds()
     total = sum(per_kind.values())
     rows = ["| node type | kernel | share of a decode step |", "|---|---|---|"]
@@ -167,8 +158,6 @@ def main() -> None:
         return
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
-    for stale in RAW_FILES:  # a part that fails this time must not show an earlier run's numbers
-        (work / stale).unlink(missing_ok=True)
     bandwidth: list[float] = []
 
     def sample_bandwidth() -> None:
@@ -182,8 +171,9 @@ def main() -> None:
     sample_bandwidth()
     raw = work / "inference.json"
     parts["Inference"] = run_part(
-        [str(HERE / "inference.py"), "--workdir", str(work), "--repeats", str(args.repeats), "--json", str(raw)],
+        [str(HERE / "inference.py"), "--workdir", str(work), "--repeats", str(args.repeats)],
         work / "inference.log",
+        raw,
     )
     sample_bandwidth()
     first = json.loads(
@@ -212,26 +202,26 @@ def main() -> None:
     )
     head_raw = work / "output_head.json"
     parts["Lever: the output head in INT4 (`convert --int4-head`)"] = run_part(
-        [str(HERE / "output_head.py"), "--workdir", str(work), "--repeats", str(args.repeats), "--json", str(head_raw)],
+        [str(HERE / "output_head.py"), "--workdir", str(work), "--repeats", str(args.repeats)],
         work / "output_head.log",
+        head_raw,
     )
     sample_bandwidth()
     parts["Lever: the screenshot pixel cap (`[screen] max_pixels`)"] = run_part(
-        [str(HERE / "pixel_cap.py"), "--workdir", str(work), "--json", str(work / "pixel_cap.json")],
-        work / "pixel_cap.log",
+        [str(HERE / "pixel_cap.py"), "--workdir", str(work)], work / "pixel_cap.log", work / "pixel_cap.json"
     )
     sample_bandwidth()
     seven_b_raw = work / "audio7b.json"
     parts["Qwen2-Audio-7B"] = run_part(
-        [str(HERE / "audio7b.py"), "--workdir", str(work), "--repeats", str(args.repeats), "--json", str(seven_b_raw)],
+        [str(HERE / "audio7b.py"), "--workdir", str(work), "--repeats", str(args.repeats)],
         work / "audio7b.log",
+        seven_b_raw,
     )
     seven_b = json.loads(seven_b_raw.read_text()) if seven_b_raw.exists() else {"skipped": "the 7B part failed"}
     sample_bandwidth()
     service_raw = work / "service.json"
     parts["Service"] = run_part(
-        [str(HERE / "service.py"), "--workdir", str(work / "service"), "--json", str(service_raw)],
-        work / "service.log",
+        [str(HERE / "service.py"), "--workdir", str(work / "service")], work / "service.log", service_raw
     )
     sample_bandwidth()
     full_service_raw = work / "service-full.json"
@@ -239,11 +229,12 @@ def main() -> None:
         parts["Service with the full-size models"] = FULL_SERVICE_NOTE + run_part(
             [
                 str(HERE / "service.py"),
-                *("--workdir", str(work / "service-full"), "--json", str(full_service_raw)),
+                *("--workdir", str(work / "service-full")),
                 *("--audio-dir", str(work / "audio-7b"), "--vl-dir", str(work / "vl-default")),
                 *("--requests", "1", "--idle-seconds", "30"),
             ],
             work / "service-full.log",
+            full_service_raw,
         )
         sample_bandwidth()
     results = json.loads(raw.read_text()) if raw.exists() else {}
