@@ -1,5 +1,5 @@
 """Offline stand-ins for the real Qwen2-VL / Qwen2-Audio checkpoints: tokenizer, chat templates, random models
-(and a Qwen2-Audio one scripted to say a given text).
+(also laid out as the real hub folders are, and a Qwen2-Audio one scripted to say a given text).
 
 Used by the tests, `assistant selftest` and the benchmarks, none of which may download weights. Importing
 this package is cheap: torch and transformers load only when a builder is first used.
@@ -18,6 +18,8 @@ _EXPORTS = {
     "build_qwen2vl": "checkpoints",
     "build_qwen2audio": "checkpoints",
     "build_scripted_qwen2audio": "scripted",
+    "build_hub_qwen2vl": "hub_layout",
+    "build_hub_qwen2audio": "hub_layout",
     "qwen2vl_config": "checkpoints",
     "qwen2audio_config": "checkpoints",
     "qwen2vl_generation_config": "checkpoints",

@@ -55,12 +55,19 @@ def describe(config: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def language_model_input_channels(config: dict[str, Any]) -> set[int]:
-    """Input channels of the decoder's linear layers, from a checkpoint's config.json."""
-    text = config.get("text_config") or config
-    hidden = int(text["hidden_size"])
-    heads = int(text["num_attention_heads"])
-    head_dim = int(text.get("head_dim") or hidden // heads)
-    return {hidden, heads * head_dim, int(text["intermediate_size"])}
+    """Input channels of the decoder's linear layers, from a checkpoint's config.json.
+
+    Read through transformers' config class, not the raw keys: the hub files leave values to the class
+    defaults (Qwen2-Audio-7B-Instruct's text_config names neither the hidden size nor the head count) or keep
+    the text keys at the top level (Qwen2-VL-2B-Instruct). Only the config is built, no weights.
+    """
+    from transformers import CONFIG_MAPPING
+
+    text = CONFIG_MAPPING[config["model_type"]].from_dict(dict(config)).get_text_config()
+    hidden = int(text.hidden_size)
+    heads = int(text.num_attention_heads)
+    head_dim = int(getattr(text, "head_dim", None) or hidden // heads)
+    return {hidden, heads * head_dim, int(text.intermediate_size)}
 
 
 def check_group_size(config: dict[str, Any], compression: dict[str, Any] | None) -> None:

@@ -22,6 +22,9 @@ LEGACY_PREPROCESSOR_CONFIG = "preprocessor_config.json"
 LEGACY_VIDEO_CONFIG = "video_preprocessor_config.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 TOKENIZER_FILE = "tokenizer.json"
+# The hub's Qwen2-Audio-7B-Instruct has no tokenizer.json, only the byte-level BPE's two files.
+VOCAB_FILE = "vocab.json"
+MERGES_FILE = "merges.txt"
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
 LEGACY_CHAT_TEMPLATE_FILE = "chat_template.json"
 

@@ -3,7 +3,9 @@
 transformers' `Qwen2Tokenizer` is a thin layer over the `tokenizers` library: it rebuilds the same BPE
 pipeline from tokenizer.json, marks every special token of tokenizer_config.json as special, encodes with
 the backend and decodes with it (no clean-up of spaces for BPE). This module does the same without
-importing transformers, which would import torch.
+importing transformers, which would import torch. A folder without tokenizer.json (the hub's
+Qwen2-Audio-7B-Instruct ships only vocab.json and merges.txt) gets the pipeline `Qwen2Tokenizer` builds
+around those two files, with the added tokens of tokenizer_config.json at their ids.
 """
 
 from __future__ import annotations
@@ -16,13 +18,28 @@ from typing import Any
 
 import numpy as np
 
-from .config import CHAT_TEMPLATE_FILE, LEGACY_CHAT_TEMPLATE_FILE, TOKENIZER_CONFIG, TOKENIZER_FILE, read_json
+from .config import (
+    CHAT_TEMPLATE_FILE,
+    LEGACY_CHAT_TEMPLATE_FILE,
+    MERGES_FILE,
+    TOKENIZER_CONFIG,
+    TOKENIZER_FILE,
+    VOCAB_FILE,
+    read_json,
+)
 from .errors import PreprocessError
 
 log = logging.getLogger(__name__)
 
 # tokenizer_config.json keys of the named special tokens, in transformers' order.
 SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+
+# Qwen2's pre-tokenization pattern (transformers' `PRETOKENIZE_REGEX` in tokenization_qwen2.py), used when a
+# folder has no tokenizer.json to take it from.
+QWEN2_PRETOKENIZE_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
 
 
 def _token_text(value: Any) -> str | None:
@@ -76,19 +93,22 @@ class Tokenizer:
 
     @classmethod
     def from_dir(cls, model_dir: str | Path) -> Tokenizer:
-        """Load tokenizer.json, tokenizer_config.json and the chat template of a model folder."""
+        """Load tokenizer.json (or vocab.json + merges.txt), tokenizer_config.json and the chat template."""
         from tokenizers import Tokenizer as Backend
 
         model_dir = Path(model_dir)
-        path = model_dir / TOKENIZER_FILE
-        if not path.is_file():
-            raise PreprocessError(f"{path} is missing; convert the model again with `assistant convert`")
-        try:
-            backend = Backend.from_file(str(path))
-        except Exception as exc:  # the Rust side raises plain Exceptions for a broken file
-            raise PreprocessError(f"cannot load {path} ({exc}); convert the model again") from None
         config_path = model_dir / TOKENIZER_CONFIG
         config = read_json(config_path) if config_path.is_file() else {}
+        path = model_dir / TOKENIZER_FILE
+        if path.is_file():
+            try:
+                backend = Backend.from_file(str(path))
+            except Exception as exc:  # the Rust side raises plain Exceptions for a broken file
+                raise PreprocessError(f"cannot load {path} ({exc}); convert the model again") from None
+        elif (model_dir / VOCAB_FILE).is_file() and (model_dir / MERGES_FILE).is_file():
+            backend = bpe_backend(model_dir, config)
+        else:
+            raise PreprocessError(f"{path} is missing; convert the model again with `assistant convert`")
         return cls(backend, config, load_chat_template(model_dir, config))
 
     # ------------------------------------------------------------------------------------------ tokens
@@ -138,6 +158,49 @@ class Tokenizer:
 
     def stream_decoder(self, skip_special_tokens: bool = True) -> StreamDecoder:
         return StreamDecoder(self, skip_special_tokens=skip_special_tokens)
+
+
+def bpe_backend(model_dir: Path, config: Mapping[str, Any]) -> Any:
+    """The byte-level BPE `Qwen2Tokenizer` builds from vocab.json and merges.txt, plus the config's added tokens.
+
+    Added tokens (``added_tokens_decoder``) take the ids right after the vocabulary, in id order, as in the real
+    files; a gap or an overlap there would shift every special token, so it is an error.
+    """
+    from tokenizers import AddedToken, Regex, decoders, normalizers, pre_tokenizers
+    from tokenizers import Tokenizer as Backend
+    from tokenizers.models import BPE
+
+    try:
+        vocab, merges = BPE.read_file(str(model_dir / VOCAB_FILE), str(model_dir / MERGES_FILE))
+    except Exception as exc:  # the Rust side raises plain Exceptions for a broken file
+        raise PreprocessError(f"cannot read {model_dir / VOCAB_FILE} and {MERGES_FILE} ({exc})") from None
+    backend = Backend(BPE(vocab, merges, unk_token=None, fuse_unk=False, byte_fallback=False))
+    backend.normalizer = normalizers.NFC()
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=bool(config.get("add_prefix_space")), use_regex=False),
+        ]
+    )
+    backend.decoder = decoders.ByteLevel()
+    added = config.get("added_tokens_decoder") or {}
+    for token_id, spec in sorted(((int(k), v) for k, v in added.items()), key=lambda item: item[0]):
+        token = AddedToken(
+            spec["content"],
+            single_word=bool(spec.get("single_word", False)),
+            lstrip=bool(spec.get("lstrip", False)),
+            rstrip=bool(spec.get("rstrip", False)),
+            normalized=bool(spec.get("normalized", not spec.get("special", False))),
+            special=bool(spec.get("special", False)),
+        )
+        backend.add_tokens([token])
+        if backend.token_to_id(token.content) != token_id:
+            raise PreprocessError(
+                f"{TOKENIZER_CONFIG} puts {token.content} at id {token_id}, which does not follow the vocabulary "
+                f"of {VOCAB_FILE}; is this the right model folder?"
+            )
+    log.debug("built the tokenizer from %s and %s (%d added tokens)", VOCAB_FILE, MERGES_FILE, len(added))
+    return backend
 
 
 def load_chat_template(model_dir: Path, tokenizer_config: Mapping[str, Any] | None = None) -> str | None:
