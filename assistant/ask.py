@@ -115,7 +115,7 @@ def run_ask(request: AskRequest, settings: Settings, on_text: Callable[[str], No
         videos = [preprocess.read_video(path) for path in request.videos]
 
     max_new = request.max_new_tokens or settings.generation.max_new_tokens
-    sampling = settings.generation.sampling(greedy=request.greedy)
+    sampling = settings.generation.sampling_options(greedy=request.greedy)
     if route.uses_vision_model:
         question = request.text or ""
         if audio is not None and not question:

@@ -101,12 +101,20 @@ class TraySettings:
 @dataclass(frozen=True)
 class GenerationSettings:
     max_new_tokens: int = field(metadata=_range(1, 8192))
+    # "model": each model folder's generation_config.json; "config": temperature and top_p below.
+    sampling: Literal["model", "config"]
     temperature: float = field(metadata=_range(0, 5))
     top_p: float = field(metadata=_range(0, 1))
 
-    def sampling(self, greedy: bool = False) -> dict[str, Any]:
-        """generate() options: temperature 0 (or `greedy`) means greedy decoding."""
-        if greedy or self.temperature == 0:
+    def sampling_options(self, greedy: bool = False) -> dict[str, Any]:
+        """The sampling options for generate(): `greedy` always wins; with sampling = "model" none at
+        all, so the model falls back to its folder's published defaults; with "config", temperature 0
+        is greedy decoding."""
+        if greedy:
+            return {"do_sample": False}
+        if self.sampling == "model":
+            return {}
+        if self.temperature == 0:
             return {"do_sample": False}
         return {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p}
 
@@ -149,6 +157,14 @@ def user_config_path() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
+
+
+def explicit_config_file(settings: Settings) -> Path | None:
+    """The file given with --config, when it is not the user's own file: other commands read it only
+    when they are given it too, so a command suggested to the user must name it."""
+    if settings.sources and settings.sources[-1] != user_config_path():
+        return settings.sources[-1]
+    return None
 
 
 def _default_paths() -> dict[tuple[str, str], Path | None]:

@@ -142,7 +142,7 @@ def write_config(path: Path, audio_dir: Path, vl_dir: Path, cache_dir: Path) -> 
     path.write_text(
         f'[models]\naudio_dir = "{audio_dir}"\nvl_dir = "{vl_dir}"\n'
         f'[runtime]\ncache_dir = "{cache_dir}"\n'
-        f"[generation]\nmax_new_tokens = {MAX_NEW_TOKENS}\ntemperature = 0.0\n"
+        f'[generation]\nmax_new_tokens = {MAX_NEW_TOKENS}\nsampling = "config"\ntemperature = 0.0\n'
         '[activation]\nmode = "always"\n[tts]\nenabled = true\n[tray]\nenabled = false\n'
     )
     return path

@@ -213,3 +213,95 @@ def test_ask_about_the_screen_without_a_display_says_so(setup):
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "no display" in lines[0]
+
+
+def folder_with_generation(source, folder, **changes):
+    """A copy of a converted model folder whose generation_config.json says `changes`."""
+    import shutil
+
+    shutil.copytree(source, folder)
+    path = folder / "generation_config.json"
+    generation = {**json.loads(path.read_text()), **changes}
+    path.write_text(json.dumps(generation))
+    return generation
+
+
+@pytest.mark.parametrize(
+    ("which", "question"),
+    [("vl", {"text": "Hello there"}), ("audio", {"audio": "question.wav"})],
+)
+def test_ask_without_sampling_flags_uses_the_folder_generation_config(
+    setup, vl_f32, audio_f32, tmp_path, monkeypatch, which, question
+):
+    """The default `[generation] sampling = "model"`: the request samples exactly as the folder says, with
+    its end tokens; "config" takes temperature and top_p from the configuration instead."""
+    from assistant.ask import AskRequest, run_ask
+    from assistant.config import load_settings
+    from assistant.models import base
+    from assistant.models.sampling import SamplingSettings
+
+    folder = tmp_path / which
+    # Values no checkpoint ships, so they can only have come from this folder.
+    generation = folder_with_generation(
+        vl_f32 if which == "vl" else audio_f32,
+        folder,
+        do_sample=True,
+        temperature=1.3,
+        top_p=0.8,
+        top_k=5,
+        repetition_penalty=1.2,
+    )
+    requests = []
+    real = base.run_generation
+
+    def recording(decoder, request, stats):
+        requests.append(request)
+        return real(decoder, request, stats)
+
+    monkeypatch.setattr(base, "run_generation", recording)
+    models = f'[models]\n{which}_dir = "{folder}"\n[runtime]\ninference_precision = "f32"\ncache_dir = "{tmp_path}"\n'
+    default = tmp_path / "default.toml"
+    default.write_text(models + "[generation]\nmax_new_tokens = 4\n")
+    configured = tmp_path / "configured.toml"
+    configured.write_text(models + '[generation]\nmax_new_tokens = 4\nsampling = "config"\n')
+    inputs = {k: setup["files"] / v if k == "audio" else v for k, v in question.items()}
+
+    run_ask(AskRequest(**inputs), load_settings(default))
+    run_ask(AskRequest(**inputs), load_settings(configured))
+    run_ask(AskRequest(greedy=True, **inputs), load_settings(default))
+    samplings = [r.sampling for r in requests]
+    assert samplings == [
+        SamplingSettings(do_sample=True, temperature=1.3, top_p=0.8, top_k=5, repetition_penalty=1.2),
+        SamplingSettings(do_sample=True, temperature=0.7, top_p=0.9, top_k=5, repetition_penalty=1.2),
+        SamplingSettings(do_sample=False, temperature=1.3, top_p=0.8, top_k=5, repetition_penalty=1.2),
+    ]
+    assert all(r.stop_ids == frozenset(generation["eos_token_id"]) for r in requests)
+    assert len(generation["eos_token_id"]) == 2  # the folder's list of end tokens, not one id
+
+
+def test_ask_without_sampling_flags_answers_as_the_folder_says(setup, vl_f32, tmp_path):
+    """A folder that says do_sample false answers the same every time with no --greedy, as the default
+    configuration leaves sampling to the folder (the old fixed temperature 0.7 would sample)."""
+    folder = tmp_path / "vl"
+    folder_with_generation(vl_f32, folder, do_sample=False, temperature=1.5, top_k=0, top_p=1.0)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[models]\nvl_dir = "{folder}"\n[runtime]\ninference_precision = "f32"\n[generation]\nmax_new_tokens = 8\n'
+    )
+    texts = []
+    for flags in ([], [], ["--greedy"]):
+        result = run_cli(
+            "ask",
+            "--config",
+            str(config),
+            "--json",
+            "--no-speak",
+            *flags,
+            "--text",
+            "Tell me a story",
+            env=headless_env(setup["home"]),
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr
+        texts.append(json.loads(result.stdout)["text"])
+    assert texts[0] == texts[1] == texts[2], texts

@@ -93,6 +93,28 @@ def test_int_accepted_for_float_and_lists_become_tuples(tmp_path):
     assert s.activation.wake_phrases == ("computer",)
 
 
+def test_sampling_defaults_to_the_model_folders_own_settings():
+    generation = load_settings().generation
+    assert generation.sampling == "model"
+    # No sampling options at all: generate() then uses the folder's generation_config.json.
+    assert generation.sampling_options() == {}
+    assert generation.sampling_options(greedy=True) == {"do_sample": False}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", {"do_sample": True, "temperature": 0.7, "top_p": 0.9}),
+        ("temperature = 1.2\ntop_p = 0.5\n", {"do_sample": True, "temperature": 1.2, "top_p": 0.5}),
+        ("temperature = 0\n", {"do_sample": False}),
+    ],
+)
+def test_sampling_config_uses_temperature_and_top_p_and_greedy_wins(tmp_path, text, expected):
+    generation = load_settings(write(tmp_path, f'[generation]\nsampling = "config"\n{text}')).generation
+    assert generation.sampling_options() == expected
+    assert generation.sampling_options(greedy=True) == {"do_sample": False}
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -104,6 +126,7 @@ def test_int_accepted_for_float_and_lists_become_tuples(tmp_path):
         ("[tts]\nenabled = 1\n", "[tts] enabled must be true or false"),
         ("[generation]\nmax_new_tokens = 1.5\n", "[generation] max_new_tokens must be a whole number"),
         ('[activation]\nmode = "sometimes"\n', '[activation] mode must be one of "wake_phrase"'),
+        ('[generation]\nsampling = "random"\n', '[generation] sampling must be one of "model", "config"'),
         ("[routing]\nscreen_phrases = [1, 2]\n", "[routing] screen_phrases must be a list of strings"),
         ('[runtime]\ndevice = "TPU"\n', '[runtime] device must be "CPU", "GPU", "GPU.N", "NPU" or "AUTO"'),
         ('[screen]\nmonitor = "left"\n', '[screen] monitor must be "pointer", "all" or a monitor number'),

@@ -112,7 +112,7 @@ def write_config(tmp_path: Path, audio_dir: Path, vl_dir: Path) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(
         f'[models]\naudio_dir = "{audio_dir}"\nvl_dir = "{vl_dir}"\n[runtime]\ninference_precision = "f32"\n'
-        f'[generation]\nmax_new_tokens = 12\ntemperature = 0.0\n[activation]\nmode = "always"\n'
+        f'[generation]\nmax_new_tokens = 12\nsampling = "config"\ntemperature = 0.0\n[activation]\nmode = "always"\n'
         f'[screen]\nmonitor = 1\nsave_dir = "{tmp_path / "shots"}"\n[tray]\nenabled = true\n'
     )
     return path

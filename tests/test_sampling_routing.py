@@ -52,6 +52,42 @@ def test_greedy_picks_the_maximum_and_sampling_respects_top_k():
     assert picks == {1, 2}
 
 
+# Qwen2-Audio-7B-Instruct's generation_config.json (sampling part and end tokens).
+AUDIO_GENERATION = {
+    "do_sample": True,
+    "temperature": 0.7,
+    "top_p": 0.5,
+    "top_k": 20,
+    "repetition_penalty": 1.1,
+    "eos_token_id": [151643, 151645],
+}
+
+
+@pytest.mark.parametrize(
+    ("generation", "greedy", "expected"),
+    [
+        ({}, False, SamplingSettings(True, 0.7, 0.5, 20, 1.1)),  # the default: the folder's own values
+        ({"sampling": "config"}, False, SamplingSettings(True, 0.7, 0.9, 20, 1.1)),
+        ({"sampling": "config", "temperature": 0.0}, False, SamplingSettings(False, 0.7, 0.5, 20, 1.1)),
+        ({}, True, SamplingSettings(False, 0.7, 0.5, 20, 1.1)),
+        ({"sampling": "config"}, True, SamplingSettings(False, 0.7, 0.5, 20, 1.1)),
+    ],
+)
+def test_configured_sampling_over_the_folder_generation_config(tmp_path, generation, greedy, expected):
+    """[generation] sampling through generate()'s option handling, on a folder's generation_config.json."""
+    from assistant.config import load_settings
+    from assistant.models.base import OVModelBase
+
+    config = tmp_path / "config.toml"
+    config.write_text("[generation]\n" + "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in generation.items()))
+    options = load_settings(config).generation.sampling_options(greedy=greedy)
+    model = object.__new__(OVModelBase)  # only the generation config: no OpenVINO model is compiled
+    model.config, model.generation_config = {}, AUDIO_GENERATION
+    names = ("temperature", "top_p", "top_k", "repetition_penalty")
+    assert model.sampling(options.get("do_sample"), *(options.get(n) for n in names)) == expected
+    assert model.stop_ids() == frozenset(AUDIO_GENERATION["eos_token_id"])
+
+
 @pytest.mark.parametrize(
     ("shape", "route"),
     [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -189,11 +191,16 @@ def test_openvino_voice_chat_says_the_script_greedy_sampled_and_as_a_follow_up(s
     from assistant.config import load_settings
 
     pre = scripted_ov.preprocessor
-    sampling = load_settings().generation.sampling()  # what the service passes: temperature 0.7, top-p 0.9
+    generation = load_settings().generation
+    # What the service passes by default: nothing, so the folder's own sampling (temperature 0.7, top-k 20,
+    # repetition penalty 1.1); and with sampling = "config", the configured temperature 0.7 and top-p 0.9.
+    sampling = generation.sampling_options()
+    configured = dataclasses.replace(generation, sampling="config").sampling_options()
     first, second = CLIPS.values()
     cases = {
         "greedy": (voice_chat_inputs(pre, [first]), {"do_sample": False}),
         "sampled": (voice_chat_inputs(pre, [second]), sampling),
+        "sampled as configured": (voice_chat_inputs(pre, [second]), configured),
         "follow-up": (voice_chat_inputs(pre, [first, second], answers=[DEFAULT_SCRIPT]), sampling),
     }
     for case, (inputs, options) in cases.items():

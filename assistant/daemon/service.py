@@ -352,7 +352,7 @@ class AssistantService:
 
     def _generation(self) -> dict[str, Any]:
         g = self.settings.generation
-        return {"max_new_tokens": g.max_new_tokens, "cancel": self.cancel, **g.sampling()}
+        return {"max_new_tokens": g.max_new_tokens, "cancel": self.cancel, **g.sampling_options()}
 
     def _stream(self, model, inputs: dict[str, Any], reply: Reply | None, timings: Timings) -> str:
         """Generate, handing each finished sentence to the voice while the rest is still written."""
