@@ -214,21 +214,28 @@ def _speak(text: str, settings) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .audio.sources import FileSource, MicrophoneSource
-    from .config import load_settings
-    from .daemon.events import EventLog
-    from .daemon.service import AssistantService
-    from .login.notify import notify_ready, notify_stopping
-    from .models.manifest import InvalidModelFolder
-    from .models.qwen2audio import OVQwen2AudioModel
-    from .models.qwen2vl import OVQwen2VLModel
-    from .models.runtime import RuntimeOptions
+    from .config import explicit_config_file, load_settings
+    from .models.manifest import check_model_folders
 
     settings = load_settings(args.config)
     logging.getLogger("assistant").setLevel(getattr(logging, settings.logging.level))
     file_mode = args.input != "mic"
     if args.exit_at_end and not file_mode:
         raise UsageError("--exit-at-end needs --input FILE.wav")
+    # Before the microphone, the input file and any slow import or model load: without converted models
+    # (a fresh install) the user learns at once, in one line, which command converts them.
+    vl_problem = check_model_folders(settings.models.audio_dir, settings.models.vl_dir, explicit_config_file(settings))
+    if vl_problem is not None:
+        log.warning("screen questions are off: %s", vl_problem)
+
+    from .audio.sources import FileSource, MicrophoneSource
+    from .daemon.events import EventLog
+    from .daemon.service import AssistantService
+    from .login.notify import notify_ready, notify_stopping
+    from .models.qwen2audio import OVQwen2AudioModel
+    from .models.qwen2vl import OVQwen2VLModel
+    from .models.runtime import RuntimeOptions
+
     source = FileSource(Path(args.input), realtime=args.realtime) if file_mode else None
     microphone = None
     if not file_mode:
@@ -236,11 +243,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         microphone.check()  # before loading the models: no microphone is a one-line error at once
     runtime = RuntimeOptions.from_settings(settings.runtime)
     audio_model = OVQwen2AudioModel(settings.models.audio_dir, device=settings.runtime.device, runtime=runtime)
-    try:
+    vl_model = None
+    if vl_problem is None:
         vl_model = OVQwen2VLModel(settings.models.vl_dir, device=settings.runtime.device, runtime=runtime)
-    except InvalidModelFolder as exc:
-        log.warning("screen questions are off: %s", exc)
-        vl_model = None
     stream = None
     if args.events == "-":
         stream = sys.stdout

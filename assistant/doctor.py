@@ -232,11 +232,19 @@ def check_voices(settings: Settings) -> list[Finding]:
 
 def check_models(settings: Settings) -> tuple[list[Finding], int]:
     """Findings for both model folders, and the bytes of RAM they need."""
-    from .models.manifest import InvalidModelFolder, read_manifest
+    from .config import explicit_config_file
+    from .models.manifest import InvalidModelFolder, not_converted_yet, nothing_converted, read_manifest
 
     findings = []
     needed = 0
     folders: list[tuple[str, Path]] = [("qwen2-audio", settings.models.audio_dir), ("qwen2-vl", settings.models.vl_dir)]
+    if all(not_converted_yet(folder) for _, folder in folders):
+        # A fresh install: one finding with the one command that converts both, as `assistant run` says.
+        error = nothing_converted(settings.models.audio_dir, settings.models.vl_dir, explicit_config_file(settings))
+        detail, _, command = str(error).rpartition("; run: ")
+        fix = f"run: {command}"
+        needed = sum(NOMINAL_MODEL_BYTES[kind] + RUNTIME_OVERHEAD_BYTES[kind] for kind, _ in folders)
+        return [Finding("models", Status.PROBLEM, detail, fix)], needed
     for kind, folder in folders:
         try:
             manifest = read_manifest(folder, kind)  # type: ignore[arg-type]

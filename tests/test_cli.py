@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -162,3 +163,51 @@ def test_selftest_runs_every_stage_on_tiny_models(tmp_path):
     ):
         assert f"ok   {stage}" in result.stdout, result.stdout
     assert "All stages worked." in result.stdout
+
+
+@pytest.fixture
+def no_models(tmp_path):
+    """A config whose model folders are empty (a fresh install), and a wav file to listen to."""
+    import numpy as np
+    import soundfile
+
+    models = tmp_path / "models"
+    (models / "audio-ov").mkdir(parents=True)
+    (models / "vl-ov").mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[models]\naudio_dir = "{models / "audio-ov"}"\nvl_dir = "{models / "vl-ov"}"\n')
+    wav = tmp_path / "some.wav"
+    soundfile.write(wav, np.zeros(16000, np.float32), 16000)
+    return config, wav
+
+
+@pytest.mark.parametrize("source", ["file", "mic"])
+def test_run_without_converted_models_names_convert_all_in_one_line(tmp_path, no_models, source):
+    # The headless environment has no microphone: "mic" shows the models are checked before it is opened.
+    config, wav = no_models
+    argv = ["run", "--config", str(config), "--no-tray", *(["--input", str(wav)] if source == "file" else [])]
+    result = run_cli(*argv, env=headless_env(tmp_path))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("assistant: error: no converted models yet in ")
+    assert lines[0].endswith(f"; run: assistant convert all --config {config}")
+    assert result.stdout == ""
+
+
+def test_run_without_converted_models_stops_before_anything_slow(tmp_path, no_models):
+    """Nothing of the audio, model or service machinery is even imported before the answer."""
+    config, wav = no_models
+    argv = ["run", "--config", str(config), "--no-tray", "--input", str(wav)]
+    code = (
+        "import sys, json\n"
+        "from assistant.cli import main\n"
+        f"code = main({argv!r})\n"
+        "slow = sorted(m for m in sys.modules if m.split('.')[0] in ('openvino', 'sounddevice', 'numpy')"
+        " or m.startswith(('assistant.daemon', 'assistant.audio', 'assistant.models.qwen')))\n"
+        "print(json.dumps({'code': code, 'slow': slow[:5]}), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=headless_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
+    assert json.loads(result.stderr.strip().splitlines()[-1]) == {"code": 2, "slow": []}, result.stderr

@@ -27,6 +27,7 @@ def lines_by_topic(stdout: str) -> dict[str, str]:
                 "tray",
                 "voices",
                 "memory",
+                "models",
                 "model qwen2-audio",
                 "model qwen2-vl",
                 "openvino devices",
@@ -45,9 +46,11 @@ def test_headless_machine_reports_each_item_and_exits_1(tmp_path):
     assert topics["display"].startswith("warning") and "no display" in topics["display"]
     assert topics["tray"].startswith("warning")
     assert topics["microphone"].startswith("problem") and "no audio input device" in topics["microphone"]
-    assert topics["model qwen2-audio"].startswith("problem")
-    assert topics["model qwen2-vl"].startswith("problem")
-    assert "assistant convert audio" in result.stdout and "assistant convert vl" in result.stdout
+    # A fresh install: one finding for both models, with the one command that converts them.
+    assert topics["models"].startswith("problem") and "no converted models yet" in topics["models"]
+    assert "model qwen2-audio" not in topics and "model qwen2-vl" not in topics
+    assert result.stdout.count("assistant convert") == 1
+    assert "-> run: assistant convert all\n" in result.stdout
     assert topics["openvino devices"].startswith("ok") and "CPU" in topics["openvino devices"]
     assert topics["python"].startswith("ok")
     assert "memory" in topics and "voices" in topics
@@ -72,6 +75,19 @@ def test_model_folders_are_checked_and_sized(tmp_path):
     assert audio.status is Status.OK and str(tmp_path / "a") in audio.detail
     assert vl.status is Status.PROBLEM and "assistant convert vl" in vl.fix
     assert needed > 4000
+
+
+def test_no_model_converted_yet_is_one_finding_naming_convert_all(tmp_path):
+    from assistant.config import load_settings
+
+    (tmp_path / "models" / "a").mkdir(parents=True)  # an empty folder counts as not converted yet
+    config = tmp_path / "cfg.toml"
+    config.write_text(f'[models]\naudio_dir = "{tmp_path / "models" / "a"}"\nvl_dir = "{tmp_path / "models" / "v"}"\n')
+    findings, needed = check_models(load_settings(config))
+    assert [(f.topic, f.status) for f in findings] == [("models", Status.PROBLEM)]
+    assert findings[0].detail == f"no converted models yet in {tmp_path / 'models'} (a, v)"
+    assert findings[0].fix == f"run: assistant convert all --config {config}"
+    assert needed > 8 * 2**30  # both real models' nominal size, for the memory check
 
 
 def test_python_check_sees_the_tested_package_ranges():

@@ -41,12 +41,12 @@ def files(vl_f32, audio_f32, tmp_path_factory):
         path = root / f"config-{mode}-{tts}.toml"
         path.write_text(
             f'[models]\naudio_dir = "{audio_f32}"\nvl_dir = "{vl_f32}"\n[runtime]\ninference_precision = "f32"\n'
-            f'[generation]\nmax_new_tokens = 6\ntemperature = 0.0\n[activation]\nmode = "{mode}"\n'
+            f'[generation]\nmax_new_tokens = 6\nsampling = "config"\ntemperature = 0.0\n[activation]\nmode = "{mode}"\n'
             f"[tts]\nenabled = {'true' if tts else 'false'}\n"
         )
         return path
 
-    return {"root": root, "truths": truths, "config": config}
+    return {"root": root, "truths": truths, "config": config, "vl_dir": vl_f32}
 
 
 def run_file(files, config, name: str = "two-questions.wav", env: dict | None = None):
@@ -110,6 +110,21 @@ def test_a_file_with_two_questions_is_answered_with_the_event_log(files):
     # Each answer comes after its own question's transcript, in file order.
     order = [e["event"] for e in events if e["event"] in ("speech_end", "transcript", "answer")]
     assert order.index("answer") > order.index("transcript") > order.index("speech_end")
+
+
+def test_without_the_screen_model_it_says_so_in_one_line_and_answers(files, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(
+        files["config"]().read_text().replace(f'vl_dir = "{files["vl_dir"]}"', f'vl_dir = "{tmp_path / "no-vl"}"')
+    )
+    result = run_file(files, config)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "screen questions are off" in line]
+    assert len(warnings) == 1, result.stderr
+    assert f"no converted Qwen2-VL model at {tmp_path / 'no-vl'}; run: assistant convert vl" in warnings[0]
+    assert "assistant convert all" not in result.stderr
+    names = [e["event"] for e in events_of(result.stdout)]
+    assert names.count("answer") == 2 and names[-1] == "stopped", names
 
 
 def test_without_the_wake_phrase_nothing_is_answered(files):

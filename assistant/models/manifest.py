@@ -72,11 +72,49 @@ def _fix(kind: str) -> str:
     return f"run: assistant convert {CONVERT_TARGET.get(kind, 'all')}"
 
 
+def not_converted_yet(folder: Path) -> bool:
+    """Nothing converted there at all: no folder, or an empty one (`assistant convert` fills it as it is)."""
+    folder = Path(folder)
+    return not folder.is_dir() or not any(folder.iterdir())
+
+
+def nothing_converted(audio_dir: Path, vl_dir: Path, config: Path | None = None) -> InvalidModelFolder:
+    """The one error of a fresh install, where neither model is converted yet: it names the one command
+    that converts both (with the --config FILE the folders came from, so they land where they are looked for)."""
+    audio_dir, vl_dir = Path(audio_dir), Path(vl_dir)
+    if audio_dir.parent == vl_dir.parent:  # the default places: one folder, two names
+        where = f"in {audio_dir.parent} ({audio_dir.name}, {vl_dir.name})"
+    else:
+        where = f"(Qwen2-Audio: {audio_dir}, Qwen2-VL: {vl_dir})"
+    option = f" --config {config}" if config is not None else ""
+    return InvalidModelFolder(f"no converted models yet {where}; run: assistant convert all{option}")
+
+
+def check_model_folders(audio_dir: Path, vl_dir: Path, config: Path | None = None) -> InvalidModelFolder | None:
+    """Check both folders before anything slow starts (reading manifests only, no model is compiled).
+
+    Raises InvalidModelFolder when the Qwen2-Audio model, which every request needs, cannot be used: on a
+    fresh install the `nothing_converted` error. Returns the Qwen2-VL folder's problem, or None: without that
+    model only screen questions are off.
+    """
+    try:
+        read_manifest(audio_dir, "qwen2-audio")
+    except InvalidModelFolder:
+        if not_converted_yet(audio_dir) and not_converted_yet(vl_dir):
+            raise nothing_converted(audio_dir, vl_dir, config) from None
+        raise
+    try:
+        read_manifest(vl_dir, "qwen2-vl")
+    except InvalidModelFolder as exc:
+        return exc
+    return None
+
+
 def read_manifest(folder: Path, kind: ModelKind) -> Manifest:
     """The folder's manifest, checked against the files on disk; raises InvalidModelFolder."""
     folder = Path(folder)
     what = "Qwen2-VL" if kind == "qwen2-vl" else "Qwen2-Audio"
-    if not folder.is_dir():
+    if not_converted_yet(folder):
         raise InvalidModelFolder(f"no converted {what} model at {folder}; {_fix(kind)}")
     path = folder / MANIFEST_NAME
     if not path.is_file():
