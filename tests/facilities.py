@@ -5,6 +5,8 @@
 - `session_bus()`: a private D-Bus session bus, which GTK's tray icon needs.
 - `pulse_virtual_mic()`: a private PulseAudio server with a 16 kHz mono null sink whose
   monitor is the default source; audio played into the sink is what the "microphone" hears.
+- `small_disk(path, size)`: a tmpfs of that size mounted at `path` (a disk that fills up).
+- `memory_cgroup(limit)`: a memory cgroup with that limit; commands run inside it with its `wrap`.
 """
 
 from __future__ import annotations
@@ -261,3 +263,59 @@ def pulse_virtual_mic(sink: str = "virtual_mic", speaker: str | None = None) -> 
     finally:
         server.stop_daemon()
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _unavailable(message: str) -> None:
+    """Skip where the machine cannot provide a facility; in CI that is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` (e.g. "600k") at `path`, unmounted afterwards."""
+    path.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        _unavailable(f"cannot mount a small tmpfs here ({mounted.stderr.decode().strip()})")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@dataclass
+class MemoryCgroup:
+    procs_file: Path
+
+    def wrap(self, command: list[str]) -> list[str]:
+        """`command` started inside the cgroup (the shell joins it, then becomes the command)."""
+        return ["sh", "-c", f'echo $$ > "{self.procs_file}" && exec "$@"', "sh", *command]
+
+
+@contextlib.contextmanager
+def memory_cgroup(limit_bytes: int) -> Iterator[MemoryCgroup]:
+    """A memory cgroup (v1 `memory.limit_in_bytes`, else v2 `memory.max`) of its own, removed afterwards."""
+    name = f"assistant-test-{os.getpid()}-{time.monotonic_ns()}"
+    v1, v2 = Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")
+    if (v1 / "memory.limit_in_bytes").exists():
+        folder, limit_file = v1 / name, "memory.limit_in_bytes"
+    elif (v2 / "cgroup.controllers").exists() and "memory" in (v2 / "cgroup.controllers").read_text():
+        folder, limit_file = v2 / name, "memory.max"
+    else:
+        _unavailable("no writable memory cgroup on this machine")
+    try:
+        folder.mkdir()
+        (folder / limit_file).write_text(str(limit_bytes))
+    except OSError as exc:
+        _unavailable(f"cannot make a memory cgroup here ({exc})")
+    try:
+        yield MemoryCgroup(folder / "cgroup.procs")
+    finally:
+        for _ in range(50):  # its processes have exited; the kernel removes it once they are gone
+            try:
+                folder.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import time
 import pytest
 
 from cli_runner import headless_env, run_cli
+from facilities import small_disk
 
 pytestmark = pytest.mark.slow
 
@@ -135,25 +135,28 @@ def test_sigterm_mid_conversion_leaves_nothing(tiny_qwen2vl_dir, tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
 
 
-@contextlib.contextmanager
-def small_disk(path, size: str):
-    path.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    if mounted.returncode != 0:
-        message = f"cannot mount a small tmpfs here ({mounted.stderr.decode().strip()})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def test_full_disk_exits_nonzero_and_leaves_nothing(tiny_qwen2vl_dir, tmp_path):
-    with small_disk(tmp_path / "disk", "600k") as disk:
+def test_a_disk_that_fills_up_during_the_conversion_exits_nonzero_and_leaves_nothing(tiny_qwen2vl_dir, tmp_path):
+    """The checks before the work see room; then another program fills the disk while the export runs."""
+    with small_disk(tmp_path / "disk", "32m") as disk:
         out = disk / "vl"
-        result = convert_vl(tmp_path, tiny_qwen2vl_dir, out, "--weights", "f32")
-        assert result.returncode == 1, result.stderr
-        assert "disk is full" in one_line(result)
-        assert list(disk.iterdir()) == []
+        command = ["convert", "vl", "--source", str(tiny_qwen2vl_dir), "--out", str(out), "--weights", "f32"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "assistant", *command],
+            env=env_for(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 120
+        while not list(disk.glob(".vl.partial-*")):  # past the checks, writing
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.01)
+        filler = disk / "another-program.bin"
+        with filler.open("wb") as f, contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * (1 << 16))
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 1, stderr
+        lines = [line for line in stderr.strip().splitlines() if line.startswith("assistant:")]
+        assert len(lines) == 1 and "disk is full" in lines[0], stderr
+        assert [p.name for p in disk.iterdir()] == [filler.name]

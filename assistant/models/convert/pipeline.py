@@ -20,8 +20,9 @@ from ...errors import UsageError
 from ..manifest import InvalidModelFolder, Manifest, ModelKind, SubModel, read_manifest, write_manifest
 from .compression import check_group_size, compress_weights, describe
 from .export import release_memory, run_export
-from .output import staged_output
-from .source import check_model_type, resolve_checkpoint
+from .output import prepare_parent, staged_output
+from .preflight import check_room, estimate_needs
+from .source import check_model_type, fetch_checkpoint, locate_checkpoint, source_name
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +96,14 @@ def convert_model(
     if full_precision:
         encoder_weights = "f32"
     settings = _settings(compression_configuration, encoder_weights, full_precision)
+    weights_name = _weights_name(compression_configuration, full_precision)
 
-    checkpoint = resolve_checkpoint(model_id, say)
-    config = check_model_type(checkpoint, kind)
-    check_group_size(config, compression_configuration)
-
+    # An identical conversion is there: nothing to do, and nothing to download (the hub cache may have
+    # been emptied since, as the README allows).
     existing = _existing(model_dir, kind)
+    source = source_name(model_id)
     if existing is not None and not force:
-        same = existing.compression == settings and existing.source == checkpoint.source
-        same = same and existing.revision == checkpoint.revision
-        if same:
+        if existing.compression == settings and existing.source == source:
             say(f"{model_dir} already holds this conversion; nothing to do (--force rebuilds it)")
             return ConversionResult(model_dir, existing, time.monotonic() - started, skipped=True)
         raise UsageError(
@@ -112,6 +111,15 @@ def convert_model(
         )
     if existing is None and model_dir.exists() and any(model_dir.iterdir()) and not force:
         raise UsageError(f"{model_dir} exists and is not a finished conversion; use --force to replace it")
+
+    # Everything that can refuse the conversion runs before the download and the export.
+    prepare_parent(model_dir)
+    located = locate_checkpoint(model_id, say)
+    config = check_model_type(located, kind)
+    check_group_size(config, compression_configuration)
+    needs = estimate_needs(config, located.weight_bytes, located.download_bytes, weights_name)
+    check_room(needs, located.source, located.hub.cache_dir if located.hub else None, model_dir)
+    checkpoint = fetch_checkpoint(located, say)
 
     recipe = _recipe(kind)
     with staged_output(model_dir) as staging:
@@ -139,6 +147,14 @@ def convert_model(
         )
         write_manifest(staging, manifest)
     return ConversionResult(model_dir, manifest, time.monotonic() - started, skipped=False)
+
+
+def _weights_name(compression: dict[str, Any] | None, full_precision: bool) -> str:
+    """The `--weights` choice a compression dict stands for (for the size estimates)."""
+    if full_precision:
+        return "f32"
+    mode = str(describe(compression)["mode"])
+    return "int4" if mode.startswith("int4") else "int8" if mode.startswith("int8") else "fp16"
 
 
 def _compress_in_place(xml: Path, compression: dict[str, Any]) -> None:

@@ -1,22 +1,23 @@
-"""Where a checkpoint comes from: a local folder used in place, or a hub id downloaded once."""
+"""Where a checkpoint comes from: a local folder used in place, or a hub id downloaded once.
+
+`locate_checkpoint` learns what is needed to decide whether a conversion can run (config.json, the
+size of the weights, how much is still to download) without the long work; `fetch_checkpoint` then
+makes the folder available (the download, for a hub id).
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...errors import AssistantError, UsageError
-
-log = logging.getLogger(__name__)
+from ...errors import UsageError
+from .hub import HubRepo, download_repo, inspect_repo
 
 # The `model_type` in config.json of each kind, and the subcommand that converts it.
 MODEL_TYPES = {"qwen2-vl": "qwen2_vl", "qwen2-audio": "qwen2_audio"}
 SUBCOMMAND = {"qwen2-vl": "vl", "qwen2-audio": "audio"}
-# What conversion needs from a hub repository (weights, configs, tokenizer, processor, template).
-DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.py"]
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,33 @@ class Checkpoint:
     revision: str | None  # the hub commit, when downloaded
 
 
+@dataclass(frozen=True)
+class CheckpointSource:
+    """A checkpoint located but not fetched: enough to check the machine before the long work."""
+
+    source: str  # the hub id, or the folder's resolved path
+    config: dict
+    weight_bytes: int  # safetensors on disk or on the hub
+    download_bytes: int  # still to fetch into the hub cache (0 for a local folder)
+    hub: HubRepo | None = None
+    folder: Path | None = None  # a local checkpoint folder
+
+
 def looks_like_local(model_id: str) -> bool:
     path = Path(model_id).expanduser()
     return path.exists() or model_id.startswith((".", "/", "~")) or model_id.count("/") != 1
 
 
-def resolve_checkpoint(model_id: str | Path, say: Callable[[str], None] | None = None) -> Checkpoint:
-    """A local folder as it is, or the hub repository downloaded (resumable) into the HF cache."""
+def source_name(model_id: str | Path) -> str:
+    """How a manifest names the source: the hub id as given, or the folder's absolute path."""
+    text = str(model_id)
+    if isinstance(model_id, Path) or looks_like_local(text):
+        return str(Path(text).expanduser().resolve())
+    return text
+
+
+def locate_checkpoint(model_id: str | Path, say: Callable[[str], None]) -> CheckpointSource:
+    """A local folder's config and size, or a hub repository's (its file list and config.json only)."""
     text = str(model_id)
     if isinstance(model_id, Path) or looks_like_local(text):
         folder = Path(text).expanduser()
@@ -40,54 +61,43 @@ def resolve_checkpoint(model_id: str | Path, say: Callable[[str], None] | None =
             raise UsageError(
                 f"checkpoint folder {folder} does not exist; give a folder or a hub id like Qwen/Qwen2-VL-2B-Instruct"
             )
-        return Checkpoint(folder=folder.resolve(), source=str(folder.resolve()), revision=None)
-    return _download(text, say or (lambda message: log.info("%s", message)))
+        folder = folder.resolve()
+        weights = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+        return CheckpointSource(str(folder), _read_config(folder), weights, 0, folder=folder)
+    repo = inspect_repo(text, say)
+    return CheckpointSource(text, repo.config, repo.weight_bytes, repo.bytes_to_download(), hub=repo)
 
 
-def _download(repo_id: str, say: Callable[[str], None]) -> Checkpoint:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
+def fetch_checkpoint(located: CheckpointSource, say: Callable[[str], None]) -> Checkpoint:
+    if located.hub is None:
+        assert located.folder is not None
+        return Checkpoint(folder=located.folder, source=located.source, revision=None)
+    folder = download_repo(located.hub, say)
+    # The snapshot folder is named by its commit (the branch may have moved since it was inspected).
+    return Checkpoint(folder=folder, source=located.source, revision=folder.name)
 
-    say(f"downloading {repo_id} from the Hugging Face hub (resumes if interrupted)")
+
+def _read_config(folder: Path) -> dict:
     try:
-        path = Path(snapshot_download(repo_id, allow_patterns=DOWNLOAD_PATTERNS))
-    except GatedRepoError:
-        raise UsageError(f"{repo_id} needs you to accept its licence on the hub and log in (hf auth login)") from None
-    except (RepositoryNotFoundError, RevisionNotFoundError):
-        raise UsageError(f"{repo_id} was not found on the Hugging Face hub; check the name") from None
-    except (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError) as exc:
-        raise UsageError(
-            f"cannot download {repo_id} (offline? {type(exc).__name__}); download it elsewhere and pass "
-            f"--source DIR with the checkpoint folder"
-        ) from None
-    except OSError as exc:
-        raise AssistantError(f"downloading {repo_id} failed ({exc}); free disk space or retry") from None
-    return Checkpoint(folder=path, source=repo_id, revision=path.name if path.parent.name == "snapshots" else None)
-
-
-def check_model_type(checkpoint: Checkpoint, kind: str) -> dict:
-    """The checkpoint's config.json, if it is the kind asked for; a clear error otherwise."""
-    config_path = checkpoint.folder / "config.json"
-    wanted = MODEL_TYPES[kind]
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        model_type = config.get("model_type")
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        if not isinstance(config, dict):
+            raise ValueError("not an object")
+        return config
     except (OSError, ValueError):
         raise UsageError(
-            f"{checkpoint.folder} is not a Hugging Face checkpoint (no readable config.json); "
-            f"give a {kind} checkpoint folder or hub id"
+            f"{folder} is not a Hugging Face checkpoint (no readable config.json); give a checkpoint folder or hub id"
         ) from None
+
+
+def check_model_type(located: CheckpointSource, kind: str) -> dict:
+    """The checkpoint's config.json, if it is the kind asked for; a clear error otherwise."""
+    wanted = MODEL_TYPES[kind]
+    model_type = located.config.get("model_type")
     if model_type == wanted:
-        return config
+        return located.config
     other = next((k for k, t in MODEL_TYPES.items() if t == model_type), None)
     if other is not None:
         raise UsageError(
-            f"{checkpoint.source} is a {other} checkpoint, not {kind}; use: assistant convert {SUBCOMMAND[other]}"
+            f"{located.source} is a {other} checkpoint, not {kind}; use: assistant convert {SUBCOMMAND[other]}"
         )
-    raise UsageError(f"{checkpoint.source} is a '{model_type}' checkpoint, not {kind} (model_type '{wanted}')")
+    raise UsageError(f"{located.source} is a '{model_type}' checkpoint, not {kind} (model_type '{wanted}')")
