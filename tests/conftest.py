@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,17 @@ def pytest_configure(config: pytest.Config) -> None:
     # pyproject.toml normally registers the marker; keep `--strict-markers` working if it does not.
     if not any(line.split(":")[0].strip() == "slow" for line in config.getini("markers")):
         config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+@pytest.fixture(scope="session")
+def hf():
+    """transformers, imported only by the tests that compare against it, with its deprecation chatter off
+    (the hub's legacy files trigger some, as the real ones do)."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    return transformers
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,8 @@ class StandInHub:
     def __init__(self, repos: dict[str, Path]) -> None:
         self.repos = {repo_id: _load_repo(Path(folder), repo_id) for repo_id, folder in repos.items()}
         self.faults = Faults()
+        # The hub answers 401 for a repository it does not show to an anonymous user, 404 to a logged-in one.
+        self.missing_status = 401
         self.requests: list[Request] = []
         self._stopping = threading.Event()
         hub = self
@@ -171,8 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _repo(self, repo_id: str) -> _Repo | None:
         repo = self.server_hub.repos.get(repo_id)
         if repo is None:
-            # The hub answers 401 for a repository it does not show, whether missing or private.
-            self._error(401, "RepoNotFound", "Repository not found")
+            self._error(self.server_hub.missing_status, "RepoNotFound", "Repository not found")
         return repo
 
     def _api(self, rest: str) -> None:

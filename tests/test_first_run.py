@@ -156,6 +156,7 @@ def test_a_download_cut_halfway_through_a_shard_resumes_on_the_next_run(hub_fold
     ("case", "expected"),
     [
         ("mistyped id", "was not found on the Hugging Face hub"),
+        ("mistyped id, logged in (404)", "was not found on the Hugging Face hub"),
         ("gated, no token", "is gated: accept its licence"),
         ("gated, token without access", "is gated: accept its licence"),
         ("hub never answers", "did not answer within 3 s"),
@@ -165,8 +166,9 @@ def test_a_download_cut_halfway_through_a_shard_resumes_on_the_next_run(hub_fold
 def test_hub_failures_are_one_line_and_exit_2(hub_folders, tmp_path, case, expected):
     with StandInHub(hub_folders) as hub:
         endpoint, extra = hub.url, ()
-        if case == "mistyped id":
+        if case.startswith("mistyped id"):
             extra = ("--source", "Qwen/Qwen2-VL-2B-Instruc")
+            hub.missing_status = 404 if "404" in case else 401
         elif case.startswith("gated"):
             hub.gate(VL_ID, 401 if case == "gated, no token" else 403)
         elif case == "hub never answers":

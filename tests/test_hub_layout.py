@@ -6,7 +6,6 @@ preprocessing reads them, and conversion + OpenVINO greedy decoding equal PyTorc
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -29,16 +28,6 @@ COMMON_FILES = {"config.json", "generation_config.json", "preprocessor_config.js
 COMMON_FILES |= {"vocab.json", "merges.txt", INDEX_NAME, *SHARD_NAMES}
 VL_FILES = COMMON_FILES | {"tokenizer.json", "chat_template.json"}
 AUDIO_FILES = COMMON_FILES
-
-
-@pytest.fixture(scope="module")
-def hf():
-    """transformers with its deprecation chatter off (the legacy files trigger some, as the real ones do)."""
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    return transformers
 
 
 @pytest.fixture(scope="module")

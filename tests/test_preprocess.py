@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -69,16 +68,6 @@ TEXTS = [
 
 
 # --------------------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def hf():
-    """transformers, imported only by the tests that compare against it (warnings about deprecations off)."""
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    return transformers
 
 
 @pytest.fixture(scope="module")

@@ -304,11 +304,9 @@ def qwen2audio_generation_config(token_ids: Mapping[str, int] | None = None) -> 
 # ------------------------------------------------------------------------------------------ processors
 
 
-def qwen2vl_processor(tokenizer: Qwen2Tokenizer) -> Qwen2VLProcessor:
-    """`Qwen2VLProcessor` with the image and video processors a real Qwen2-VL folder loads to."""
-    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
-
-    common: dict[str, Any] = {
+def qwen2vl_image_settings() -> dict[str, Any]:
+    """The image processor values of the real Qwen2-VL preprocessor_config.json."""
+    return {
         "min_pixels": QWEN2VL_MIN_PIXELS,
         "max_pixels": QWEN2VL_MAX_PIXELS,
         "patch_size": 14,
@@ -317,6 +315,13 @@ def qwen2vl_processor(tokenizer: Qwen2Tokenizer) -> Qwen2VLProcessor:
         "image_mean": list(OPENAI_CLIP_MEAN),
         "image_std": list(OPENAI_CLIP_STD),
     }
+
+
+def qwen2vl_processor(tokenizer: Qwen2Tokenizer) -> Qwen2VLProcessor:
+    """`Qwen2VLProcessor` with the image and video processors a real Qwen2-VL folder loads to."""
+    from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
+
+    common = qwen2vl_image_settings()
     return Qwen2VLProcessor(
         image_processor=Qwen2VLImageProcessor(**common),
         tokenizer=tokenizer,

@@ -40,12 +40,9 @@ from assistant.testing.checkpoints import (
     AUDIO_MEL_BINS,
     AUDIO_SAMPLING_RATE,
     DEFAULT_SEED,
-    OPENAI_CLIP_MEAN,
-    OPENAI_CLIP_STD,
-    QWEN2VL_MAX_PIXELS,
-    QWEN2VL_MIN_PIXELS,
     build_tiny_qwen2audio,
     build_tiny_qwen2vl,
+    qwen2vl_image_settings,
 )
 from assistant.testing.tokenizer import (
     AUDIO,
@@ -319,13 +316,7 @@ def _qwen2vl_generation_config(ids: Mapping[str, int]) -> dict[str, Any]:
 def _qwen2vl_preprocessor_config() -> dict[str, Any]:
     """The legacy, flat Qwen2VLImageProcessor settings (transformers 5 derives its video processor from them)."""
     return {
-        "min_pixels": QWEN2VL_MIN_PIXELS,
-        "max_pixels": QWEN2VL_MAX_PIXELS,
-        "patch_size": 14,
-        "temporal_patch_size": 2,
-        "merge_size": 2,
-        "image_mean": list(OPENAI_CLIP_MEAN),
-        "image_std": list(OPENAI_CLIP_STD),
+        **qwen2vl_image_settings(),
         "image_processor_type": "Qwen2VLImageProcessor",
         "processor_class": "Qwen2VLProcessor",
     }
