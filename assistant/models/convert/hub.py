@@ -161,7 +161,9 @@ def inspect_repo(repo_id: str, say: Say) -> HubRepo:
         files = {s.rfilename: int(s.size or 0) for s in info.siblings or () if _wanted(s.rfilename)}
         if "config.json" not in files:
             raise UsageError(f"{repo_id} on the hub has no config.json: it is not a transformers checkpoint")
-        config_path = hf_hub_download(repo_id, "config.json", revision=info.sha, etag_timeout=_timeout())
+        config_path = hf_hub_download(
+            repo_id, "config.json", revision=info.sha, etag_timeout=_timeout(), tqdm_class=_silent_bar()
+        )
     return HubRepo(
         repo_id=repo_id,
         commit=str(info.sha),
@@ -256,7 +258,10 @@ def download_repo(repo: HubRepo, say: Say) -> Path:
                     download_resumable(repo.repo_id, name, repo.commit, storage, _timeout(), advance)
             folder = Path(
                 snapshot_download(  # on the branch, not the commit: that also records refs/main for offline use
-                    repo.repo_id, allow_patterns=list(DOWNLOAD_PATTERNS), etag_timeout=_timeout()
+                    repo.repo_id,
+                    allow_patterns=list(DOWNLOAD_PATTERNS),
+                    etag_timeout=_timeout(),
+                    tqdm_class=_silent_bar(),  # the rest is a few kB; its bars would only clutter ours
                 )
             )
         except HfHubHTTPError:
@@ -276,6 +281,18 @@ def download_repo(repo: HubRepo, say: Say) -> Path:
     if missing:
         raise UsageError(f"the download of {repo.repo_id} is incomplete (missing {', '.join(missing[:4])}); run again")
     return folder
+
+
+def _silent_bar() -> type:
+    from tqdm import tqdm
+
+    class SilentBar(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs.pop("name", None)
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    return SilentBar
 
 
 @contextlib.contextmanager
