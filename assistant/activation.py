@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .text_match import match_prefix
+from .text_match import match_prefix, may_start_with
 
 Mode = Literal["wake_phrase", "push_to_talk", "always"]
 
@@ -33,6 +33,18 @@ class Activation:
     def answered(self, at: float) -> None:
         """An answer finished at `at`: a follow-up until `at + follow_up_s` needs no wake phrase."""
         self._follow_up_until = at + self.follow_up_s
+
+    def only_wake_phrase_counts(self, at: float, while_speaking: bool = False) -> bool:
+        """Whether an utterance that started at `at` is a request only if it starts with a wake phrase
+        (then its transcript can stop as soon as it cannot): wake-phrase mode outside a follow-up and
+        without a push, or any mode while the assistant speaks."""
+        if while_speaking:
+            return True
+        return self.mode == "wake_phrase" and not self._armed and at > self._follow_up_until
+
+    def may_be_addressed(self, transcript_so_far: str) -> bool:
+        """Whether a transcript that so far reads this can still start with one of the wake phrases."""
+        return any(may_start_with(transcript_so_far, phrase) for phrase in self.wake_phrases)
 
     def decide(self, transcript: str, at: float) -> Decision:
         """`at` is when the utterance started."""

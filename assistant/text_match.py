@@ -61,8 +61,8 @@ def match_prefix(transcript: str, phrase: str, tolerance: float = 0.8) -> str | 
         return _match_cjk_prefix(t, p, tolerance)
     words, target = t.split(" "), p.split(" ")
     for skip in range(0, 3):
-        if skip and words[skip - 1] not in _FILLERS:
-            break
+        if skip and (skip >= len(words) or words[skip - 1] not in _FILLERS):
+            break  # ("um" alone is no wake phrase: nothing is left to match)
         for extra in (0, -1, 1):  # a misheard phrase can gain or lose a word ("hey assist and")
             size = len(target) + extra
             if size < 1 or skip + size > len(words):
@@ -74,6 +74,56 @@ def match_prefix(transcript: str, phrase: str, tolerance: float = 0.8) -> str | 
                 continue
             return " ".join(words[skip + size :]).strip()
     return None
+
+
+def may_start_with(partial: str, phrase: str, final: bool = False) -> bool:
+    """Whether a transcript that so far reads `partial` can still turn out to start with `phrase`.
+
+    The check `match_prefix` makes on the whole transcript, decided as early as the text allows, so a
+    transcription of speech not meant for the assistant can stop after a few tokens. The last word of
+    `partial` may still grow unless the text ends with a space or punctuation (or `final`). Errs on the
+    side of "yes": a wrong "no" would miss a request, a wrong "yes" only costs a few tokens more.
+    """
+    if match_prefix(partial, phrase) is not None:
+        return True
+    t, p = normalize(partial), normalize(phrase)
+    if not p or final:
+        return False
+    if not t:
+        return True
+    if is_cjk(p):
+        return _cjk_may_start_with(t.replace(" ", ""), p.replace(" ", ""))
+    words = t.split(" ")
+    # A CJK "word" is complete as it is: it is a run of characters that never turns into a Latin word.
+    growing = re.search(r"\w$", unicodedata.normalize("NFKC", partial)) and not is_cjk(words[-1])
+    complete = words[:-1] if growing else words
+    target = p.split(" ")
+    # As match_prefix: after up to two fillers, a window of the phrase's length +-1 whose first word
+    # resembles the phrase's. A start is dead when its first word does not, or when all its windows are
+    # complete words (match_prefix, asked above, found none of them).
+    for skip in range(0, 3):
+        if skip and (skip > len(complete) or complete[skip - 1] not in _FILLERS):
+            return False  # a word before the phrase that is not a filler: nothing later can match
+        if skip >= len(complete):
+            return True  # the word where the phrase would start is not complete yet
+        if _similar(complete[skip], target[0]) < 0.6:
+            continue
+        if len(complete) < skip + len(target) + 1:
+            return True  # it may start here; the rest of the window is still coming
+    return False
+
+
+def _cjk_may_start_with(compact: str, target: str) -> bool:
+    for filler in ("", "嗯", "那个"):
+        if not (compact.startswith(filler) or filler.startswith(compact)):
+            continue
+        window = compact[len(filler) : len(filler) + len(target)]
+        # Undecided while the window is short, unless its first two characters both differ (one misheard
+        # character is allowed).
+        undecided = len(window) < 2 or window[0] == target[0] or window[1] == target[1]
+        if len(window) < len(target) and undecided:
+            return True
+    return False
 
 
 def _match_cjk_prefix(t: str, p: str, tolerance: float) -> str | None:

@@ -6,8 +6,19 @@ import pytest
 
 from assistant.activation import Activation
 from assistant.config import load_settings
+from assistant.models.transcript import transcript_token_budget
 from assistant.routing import mentions_screen
-from assistant.text_match import match_prefix, normalize
+from assistant.text_match import match_prefix, may_start_with, normalize
+
+ADDRESSED = [
+    ("Hey assistant, what's the capital of Peru?", "what is the capital of peru"),
+    ("hey assistance what's the capital of Peru", "what is the capital of peru"),  # misheard
+    ("Um, hey assistant what time is it", "what time is it"),  # a filler word first
+    ("Hey, assistant! How do I say thank you in Japanese?", "how do i say thank you in japanese"),
+    ("OK assistant read me this", "read me this"),
+    ("你好助手，秘鲁的首都是什么？", "秘鲁的首都是什么"),
+    ("你好主手，今天几号", "今天几号"),  # one character misheard
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +39,7 @@ def test_normalize(text, expected):
     assert normalize(text) == expected
 
 
-@pytest.mark.parametrize(
-    ("transcript", "question"),
-    [
-        ("Hey assistant, what's the capital of Peru?", "what is the capital of peru"),
-        ("hey assistance what's the capital of Peru", "what is the capital of peru"),  # misheard
-        ("Um, hey assistant what time is it", "what time is it"),  # a filler word first
-        ("Hey, assistant! How do I say thank you in Japanese?", "how do i say thank you in japanese"),
-        ("OK assistant read me this", "read me this"),
-        ("你好助手，秘鲁的首都是什么？", "秘鲁的首都是什么"),
-        ("你好主手，今天几号", "今天几号"),  # one character misheard
-    ],
-)
+@pytest.mark.parametrize(("transcript", "question"), ADDRESSED)
 def test_wake_phrases_are_found_despite_recognition_errors(settings, transcript, question):
     activation = Activation("wake_phrase", settings.activation.wake_phrases, 8.0)
     decision = activation.decide(transcript, at=0.0)
@@ -113,3 +113,55 @@ def test_screen_requests_route_to_the_screen(settings, transcript):
 )
 def test_near_misses_do_not_route_to_the_screen(settings, transcript):
     assert not mentions_screen(transcript, settings.routing.screen_phrases)
+
+
+@pytest.mark.parametrize(("transcript", "question"), ADDRESSED)
+def test_a_transcript_that_starts_with_a_wake_phrase_is_never_cut_short(settings, transcript, question):
+    """Every text the transcript passes through on its way (token by token is a subset of character by
+    character) may still start with a wake phrase: stopping early never loses a request."""
+    activation = Activation("wake_phrase", settings.activation.wake_phrases, 8.0)
+    for end in range(len(transcript) + 1):
+        assert activation.may_be_addressed(transcript[:end]), transcript[:end]
+
+
+@pytest.mark.parametrize(
+    ("transcript", "decided_after"),
+    [
+        ("What's the capital of Peru?", "What's "),
+        ("The meeting moved to Thursday.", "The meeting moved "),  # "the" resembles "hey": one window more
+        ("Um, what did you say?", "Um, what "),
+        ("今天天气怎么样", "今天"),
+        ("hey there, how are you doing today", "hey there, how are you "),
+    ],
+)
+def test_speech_not_for_the_assistant_is_recognised_after_a_few_words(settings, transcript, decided_after):
+    activation = Activation("wake_phrase", settings.activation.wake_phrases, 8.0)
+    assert transcript.startswith(decided_after)
+    first_no = next(end for end in range(len(transcript) + 1) if not activation.may_be_addressed(transcript[:end]))
+    assert first_no <= len(decided_after), transcript[:first_no]
+    assert not activation.decide(transcript, at=0.0).accepted
+
+
+def test_a_lone_filler_is_no_wake_phrase():
+    assert match_prefix("um", "hey assistant") is None  # used to raise IndexError
+    assert may_start_with("um", "hey assistant") and not may_start_with("um", "hey assistant", final=True)
+
+
+def test_only_a_wake_phrase_counts_outside_follow_ups_pushes_and_other_modes():
+    activation = Activation("wake_phrase", ("hey assistant",), follow_up_s=8.0)
+    assert activation.only_wake_phrase_counts(at=1.0)
+    activation.answered(at=10.0)
+    assert not activation.only_wake_phrase_counts(at=12.0)  # a follow-up needs no wake phrase
+    assert activation.only_wake_phrase_counts(at=19.0)
+    activation.push_to_talk()
+    assert not activation.only_wake_phrase_counts(at=20.0)
+    always = Activation("always", ("hey assistant",), follow_up_s=8.0)
+    assert not always.only_wake_phrase_counts(at=1.0)
+    assert always.only_wake_phrase_counts(at=1.0, while_speaking=True)  # only a wake phrase interrupts
+
+
+def test_the_transcript_budget_follows_the_utterance():
+    assert transcript_token_budget(3.0) == 50
+    assert transcript_token_budget(6.0) == 80
+    assert transcript_token_budget(0.0) == 20
+    assert transcript_token_budget(30.0) == 320  # a full clip of fast Chinese speech still fits

@@ -322,3 +322,28 @@ def test_the_transcript_and_the_voice_answer_encode_the_clip_once(ov_audio, audi
     clip_end = max(i for i, t in enumerate(voice["input_ids"][0].tolist()) if t == ov_audio.audio_token_id) + 1
     assert ov_audio.last_stats.reused_tokens >= clip_end
     assert got == expected
+
+
+def test_a_transcript_stopped_early_is_the_start_of_the_full_one_and_the_answer_still_reuses_the_clip(
+    ov_audio, question
+):
+    """`keep_going` saying no after three tokens ends the transcript there (no further decode step), its
+    text is the start of the full transcript, and the KV cache it leaves is one a voice answer reuses."""
+    from assistant.daemon.conversation import Conversation
+
+    pre = ov_audio.preprocessor
+    conversation = Conversation()
+    transcription, voice = conversation.transcription_inputs(pre, question), conversation.voice_inputs(pre, question)
+    ov_audio.reset()
+    full = ov_audio.transcribe_prompt(transcription, max_new_tokens=NEW_TOKENS)
+    seen: list[str] = []
+    ov_audio.reset()
+    cut = ov_audio.transcribe_prompt(
+        transcription, max_new_tokens=NEW_TOKENS, keep_going=lambda text: seen.append(text) or len(seen) < 3
+    )
+    assert cut.stopped_early and not full.stopped_early
+    assert cut.tokens == 3 and ov_audio.last_stats.new_tokens == 3 and full.tokens > 3
+    assert full.text.startswith(cut.text) and seen[-1] == cut.text
+    ov_audio.generate(**voice, max_new_tokens=2, do_sample=False)
+    clip_end = max(i for i, t in enumerate(voice["input_ids"][0].tolist()) if t == ov_audio.audio_token_id) + 1
+    assert ov_audio.last_stats.reused_tokens >= clip_end

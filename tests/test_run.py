@@ -132,6 +132,13 @@ def test_without_the_wake_phrase_nothing_is_answered(files):
     assert result.returncode == 0, result.stderr
     names = [e["event"] for e in events_of(result.stdout)]
     assert names.count("transcript") == 2 and names.count("ignored") == 2 and "answer" not in names
+    # Neither transcript could start with a wake phrase: each stopped within a few tokens of its budget
+    # (50+ for these 2 s questions), where the `always` mode transcribes them whole.
+    heard = [e for e in events_of(result.stdout) if e["event"] == "transcript"]
+    assert all(e["stopped_early"] and e["tokens"] <= 8 for e in heard), heard
+    always = [e for e in events_of(run_file(files, files["config"]()).stdout) if e["event"] == "transcript"]
+    assert all(not e["stopped_early"] for e in always)
+    assert sum(e["tokens"] for e in always) > 2 * sum(e["tokens"] for e in heard), (always, heard)
 
 
 def test_answers_are_spoken_on_the_speaker(files):

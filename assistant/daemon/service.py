@@ -29,6 +29,7 @@ from ..audio.endpointing import EndpointEvent, EndpointSettings
 from ..audio.sources import Frame
 from ..audio.vad import Utterance, UtteranceCutter
 from ..config import Settings
+from ..models.transcript import SAMPLE_RATE, transcript_token_budget
 from ..routing import Route, is_stop_command, mentions_screen
 from ..speech.sentences import SentenceSplitter
 from ..speech.speaker import Reply, ReplyCallbacks, Speaker
@@ -290,10 +291,20 @@ class AssistantService:
         utterance = request.utterance
         assert utterance is not None
         clip = utterance.audio.astype(np.float32) / 32768.0
-        limit = WAKE_CHECK_TOKENS if request.while_speaking else 200
-        heard = await self._in_thread(self._transcribe, clip, limit, request.endpoint_at, timings)
+        budget = transcript_token_budget(len(clip) / SAMPLE_RATE)
+        limit = min(WAKE_CHECK_TOKENS, budget) if request.while_speaking else budget
+        # Speech not meant for the assistant costs only the tokens that show it does not start with a wake phrase.
+        only_wake = self.activation.only_wake_phrase_counts(utterance.start, request.while_speaking)
+        keep_going = self.activation.may_be_addressed if only_wake else None
+        heard = await self._in_thread(self._transcribe, clip, limit, request.endpoint_at, timings, keep_going)
         self.events.emit(
-            "transcript", at(), text=heard.text, language=heard.language, ms=round(timings.ms["transcribe"], 1)
+            "transcript",
+            at(),
+            text=heard.text,
+            language=heard.language,
+            ms=round(timings.ms["transcribe"], 1),
+            tokens=heard.tokens,
+            stopped_early=heard.stopped_early,
         )
         decision = self.activation.decide(heard.text, at=utterance.start)
         if request.while_speaking:
@@ -302,7 +313,7 @@ class AssistantService:
                 return None
             self.stop_speaking()  # a new wake phrase interrupts the answer being spoken
             self.cancel = threading.Event()
-            heard = await self._in_thread(self._transcribe, clip, 200, request.endpoint_at, Timings())
+            heard = await self._in_thread(self._transcribe, clip, budget, request.endpoint_at, Timings())
             decision = self.activation.decide(heard.text, at=utterance.start)
         if not decision.accepted:
             self.events.emit("ignored", at(), reason=decision.reason)
@@ -342,11 +353,18 @@ class AssistantService:
             warm_up_vision(self.vl_model, self.settings.screen.max_pixels, SCREEN_QUESTION)
         return 1000 * (time.perf_counter() - started)
 
-    def _transcribe(self, clip: np.ndarray, limit: int, endpoint_at: float, timings: Timings):
+    def _transcribe(
+        self,
+        clip: np.ndarray,
+        limit: int,
+        endpoint_at: float,
+        timings: Timings,
+        keep_going: Callable[[str], bool] | None = None,
+    ):
         called = time.perf_counter()
         timings.ms["end_to_model_call"] = 1000 * (called - endpoint_at)
         inputs = self.conversation.transcription_inputs(self.audio_model.preprocessor, clip)
-        heard = self.audio_model.transcribe_prompt(inputs, max_new_tokens=limit)
+        heard = self.audio_model.transcribe_prompt(inputs, max_new_tokens=limit, keep_going=keep_going)
         timings.ms["transcribe"] = 1000 * (time.perf_counter() - called)
         return heard
 

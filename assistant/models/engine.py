@@ -153,6 +153,9 @@ def run_generation(decoder: StatefulDecoder, req: GenerationRequest, stats: Gene
                 break
             if len(generated) == req.max_new_tokens:
                 break
+            if req.cancel is not None and req.cancel.is_set():  # set by on_token: skip the step it made useless
+                stats.cancelled = True
+                break
             position = len(ids) + len(generated) - 1
             logits = decoder.forward(req.embed_tokens([token]), req.positions(position, 1), [token])
         stats.decode_s = time.perf_counter() - decode_started

@@ -7,6 +7,8 @@ encoder work, with outputs equal to the padded run's valid ones.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,16 @@ from .audio_frames import encoder_input_frames, valid_audio_tokens
 from .base import OVModelBase, as_numpy, single_row, token_runs
 from .digest import content_digest
 from .engine import GenerationRequest
-from .transcript import ASR_PROMPT, Transcript, audio_prompt, guess_language, parse_transcript, split_clips
+from .transcript import (
+    ASR_PROMPT,
+    SAMPLE_RATE,
+    Transcript,
+    audio_prompt,
+    guess_language,
+    parse_transcript,
+    split_clips,
+    transcript_token_budget,
+)
 
 
 class OVQwen2AudioModel(OVModelBase):
@@ -35,26 +46,50 @@ class OVQwen2AudioModel(OVModelBase):
         states = states[:, : valid_audio_tokens(valid_frames)]
         return self._projection_request.infer({"audio_features": states})[0][0].copy()
 
-    def transcribe(self, audio: np.ndarray, max_new_tokens: int = 200) -> Transcript:
-        """What was said (16 kHz mono float32), with the detected language; greedy, any length."""
+    def transcribe(self, audio: np.ndarray, max_new_tokens: int | None = None) -> Transcript:
+        """What was said (16 kHz mono float32), with the detected language; greedy, any length.
+
+        Each clip's token budget follows its length (`transcript_token_budget`) unless one is given.
+        """
         texts, language = [], None
         for clip in split_clips(audio):
-            heard = self.transcribe_prompt(audio_prompt(self.preprocessor, [clip], ASR_PROMPT), max_new_tokens)
+            limit = max_new_tokens or transcript_token_budget(len(clip) / SAMPLE_RATE)
+            heard = self.transcribe_prompt(audio_prompt(self.preprocessor, [clip], ASR_PROMPT), limit)
             texts.append(heard.text)
             language = language or heard.language
         text = " ".join(t for t in texts if t).strip()
         return Transcript(text, language or guess_language(text))
 
-    def transcribe_prompt(self, inputs: dict[str, Any], max_new_tokens: int = 200) -> Transcript:
+    def transcribe_prompt(
+        self,
+        inputs: dict[str, Any],
+        max_new_tokens: int = 200,
+        keep_going: Callable[[str], bool] | None = None,
+    ) -> Transcript:
         """The transcript answering a prompt that ends with the speech-recognition request (greedy).
 
         The prompt may hold a conversation before the clip: its KV cache is reused, and a
         voice-chat prompt on the same conversation and clip then reuses the clip's too.
+        `keep_going(text_so_far)`, if given, is asked after each token; when it says no, the
+        transcript stops there (e.g. it can no longer start with a wake phrase).
         """
-        out = self.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        raw = self.preprocessor.decode(out[0, inputs["input_ids"].shape[1] :].tolist(), skip_special_tokens=False)
-        text, tag = parse_transcript(raw)
-        return Transcript(text, tag or guess_language(text))
+        start = inputs["input_ids"].shape[1]
+        options: dict[str, Any] = {}
+        new: list[int] = []
+        cancel = threading.Event()
+        if keep_going is not None:
+
+            def check(token: int) -> None:
+                new.append(token)
+                text, _ = parse_transcript(self.preprocessor.decode(new, skip_special_tokens=False))
+                if not keep_going(text):
+                    cancel.set()
+
+            options = {"on_token": check, "cancel": cancel}
+        out = self.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, **options)
+        ids = out[0, start:].tolist()
+        text, tag = parse_transcript(self.preprocessor.decode(ids, skip_special_tokens=False))
+        return Transcript(text, tag or guess_language(text), tokens=len(ids), stopped_early=cancel.is_set())
 
     def _request(
         self,

@@ -17,10 +17,25 @@ CLIP_SECONDS = 30
 ASR_PROMPT = "Detect the language and recognize the speech:"
 
 
+# The transcript's token budget follows the clip's length: fast speech is ~3 words (~4 tokens) per
+# second in English and ~5 characters (~6 tokens) in Chinese; 10 tokens per second leaves room for
+# both, and a fixed part covers the language tag and very short clips. A 3 s question then may take
+# 50 tokens, not 200: a model that fails to stop (or random weights) costs 4x less.
+TRANSCRIPT_TOKENS_PER_SECOND = 10
+TRANSCRIPT_TOKENS_FIXED = 20
+
+
 @dataclass(frozen=True)
 class Transcript:
     text: str
     language: str | None  # ISO 639-1 code, e.g. "en", "zh"; None when it cannot be told
+    tokens: int = 0  # new tokens generated for it
+    stopped_early: bool = False  # cut short once it could no longer start with a wake phrase
+
+
+def transcript_token_budget(seconds: float) -> int:
+    """Most new tokens a transcript of `seconds` of speech may need (see TRANSCRIPT_TOKENS_PER_SECOND)."""
+    return TRANSCRIPT_TOKENS_FIXED + int(TRANSCRIPT_TOKENS_PER_SECOND * max(0.0, seconds) + 0.999)
 
 
 def split_clips(audio: np.ndarray, seconds: int = CLIP_SECONDS) -> list[np.ndarray]:
