@@ -50,8 +50,15 @@ class FakeModel:
         self.generated_at: list[float] = []
         self.inputs: list[dict] = []
 
-    def transcribe_prompt(self, inputs, max_new_tokens=200):
-        return Transcript(self.transcripts.pop(0), "en")
+    def transcribe_prompt(self, inputs, max_new_tokens=200, keep_going=None):
+        """The scripted transcript, word by word as tokens arrive: it stops where `keep_going` says no."""
+        text = self.transcripts.pop(0)
+        words = text.split(" ")
+        for n in range(1, len(words) + 1):
+            so_far = " ".join(words[:n]) + (" " if n < len(words) else "")
+            if keep_going is not None and not keep_going(so_far):
+                return Transcript(so_far.strip(), "en", tokens=n, stopped_early=True)
+        return Transcript(text, "en", tokens=len(words))
 
     def stop_ids(self):
         return frozenset({0})
@@ -134,6 +141,8 @@ def test_heard_while_speaking_without_the_wake_phrase_is_the_assistants_own_voic
     service, texts, player = make_service(settings, ["lima is the capital"])
     events = answer(service, request(while_speaking=True))
     assert [e.get("reason") for e in events if e["event"] == "ignored"] == ["heard while speaking"]
+    # "lima" cannot begin a wake phrase: the transcript went no further than that word.
+    assert [(e["text"], e["stopped_early"]) for e in events if e["event"] == "transcript"] == [("lima", True)]
     assert "answer" not in names(events) and not player.stopped.is_set() and texts == []
 
 
