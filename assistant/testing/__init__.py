@@ -18,6 +18,7 @@ _EXPORTS = {
     "build_qwen2vl": "checkpoints",
     "build_qwen2audio": "checkpoints",
     "build_scripted_qwen2audio": "scripted",
+    "build_scripted_qwen2vl": "scripted",
     "build_hub_qwen2vl": "hub_layout",
     "build_hub_qwen2audio": "hub_layout",
     "qwen2vl_config": "checkpoints",

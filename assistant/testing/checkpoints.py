@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -48,6 +48,8 @@ if TYPE_CHECKING:
         Qwen2VLConfig,
         Qwen2VLProcessor,
     )
+
+    from .streamed import TensorEdit
 
 log = logging.getLogger(__name__)
 
@@ -356,27 +358,42 @@ def _save_random_model(
     seed: int,
     generation_config: GenerationConfig,
     num_tokens: int,
-    edit_weights: Callable[[Any], None] | None = None,
+    edit: TensorEdit | None = None,
+    streamed: bool = False,
 ) -> None:
-    """Instantiate `model_cls` with seeded random bf16 weights and save it; the real checkpoints are bf16.
+    """Save `model_cls(config)` with seeded random bf16 weights; the real checkpoints are bf16.
 
     Weights are drawn directly in bf16 so a full-size model needs no f32 copy (16.8 GB instead of 50 GB for
-    the 7B one). Rows for ids at or past `num_tokens` (the tokenizer's length) are shrunk, see PADDED_ROWS_SCALE.
-    `edit_weights(model)`, if given, then changes weights in place (under ``torch.no_grad()``) before the save.
+    the 7B one); `streamed` writes them shard by shard instead (`assistant.testing.streamed`: the peak is one
+    shard, not the model). Rows for ids at or past `num_tokens` (the tokenizer's length) are shrunk, see
+    PADDED_ROWS_SCALE. `edit(name, tensor)`, if given, then changes each weight in place before the save.
     """
     import torch
 
+    def finish(name: str, tensor: torch.Tensor) -> None:
+        if name.endswith(("embed_tokens.weight", "lm_head.weight")):
+            tensor[num_tokens:] *= PADDED_ROWS_SCALE
+        if edit is not None:
+            edit(name, tensor)
+
+    if streamed:
+        from .streamed import write_streamed_weights
+
+        std = config.get_text_config().initializer_range
+        params = write_streamed_weights(model_cls, config, out, seed, std, finish)
+        config.save_pretrained(out)
+        generation_config.save_pretrained(out)
+        log.info("saved %s with %.3fM parameters to %s, shard by shard", model_cls.__name__, params / 1e6, out)
+        return
     torch.manual_seed(seed)
     model = model_cls._from_config(config, dtype=torch.bfloat16)
     model.eval()
     with torch.no_grad():
         embedding = model.get_input_embeddings().weight
-        embedding[num_tokens:] *= PADDED_ROWS_SCALE
-        head = model.get_output_embeddings().weight
-        if head.data_ptr() != embedding.data_ptr():
-            head[num_tokens:] *= PADDED_ROWS_SCALE
-        if edit_weights is not None:
-            edit_weights(model)
+        tied = model.get_output_embeddings().weight.data_ptr() == embedding.data_ptr()
+        for name, tensor in model.state_dict().items():
+            if not (tied and name == "lm_head.weight"):
+                finish(name, tensor)
     model.generation_config = generation_config
     # Shards of 2 GB: the 7B is written without a second copy of its 16.8 GB (transformers' default
     # of 50 GB would serialise all of it in one piece).
@@ -392,24 +409,50 @@ def checkpoint_saved(folder: str | Path) -> bool:
     return (folder / "model.safetensors").exists() or (folder / "model.safetensors.index.json").exists()
 
 
-def build_qwen2vl(out_dir: str | Path, size: Size = "tiny", seed: int = DEFAULT_SEED) -> Path:
-    """Write a random-weight Qwen2-VL checkpoint folder (`tiny`, or the 2B dimensions with `full`)."""
+def build_qwen2vl(
+    out_dir: str | Path,
+    size: Size = "tiny",
+    seed: int = DEFAULT_SEED,
+    *,
+    edit: TensorEdit | None = None,
+    tied: bool = True,
+    streamed: bool = False,
+) -> Path:
+    """Write a random-weight Qwen2-VL checkpoint folder (`tiny`, or the 2B dimensions with `full`).
+
+    `tied=False` gives the output head weights of its own (`assistant.testing.scripted` needs them); `edit`
+    and `streamed` as in `_save_random_model`.
+    """
     from transformers import Qwen2VLForConditionalGeneration
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_qwen2_tokenizer(
-        eos_token=IM_END, model_max_length=32768, padding_side="left", chat_template=QWEN2VL_CHAT_TEMPLATE
-    )
+    tokenizer = qwen2vl_tokenizer()
     ids = special_token_ids(tokenizer)
     vocab = padded_vocab_size(len(tokenizer)) if size == "tiny" else None
     config = qwen2vl_config(size, ids, vocab)
+    if not tied:
+        config.tie_word_embeddings = config.text_config.tie_word_embeddings = False
     _save_random_model(
-        Qwen2VLForConditionalGeneration, config, out, seed, qwen2vl_generation_config(ids), len(tokenizer)
+        Qwen2VLForConditionalGeneration,
+        config,
+        out,
+        seed,
+        qwen2vl_generation_config(ids),
+        len(tokenizer),
+        edit,
+        streamed,
     )
     qwen2vl_processor(tokenizer).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def qwen2vl_tokenizer() -> Qwen2Tokenizer:
+    """The tiny tokenizer as a Qwen2-VL folder holds it: eos ``<|im_end|>``, padding on the left."""
+    return build_qwen2_tokenizer(
+        eos_token=IM_END, model_max_length=32768, padding_side="left", chat_template=QWEN2VL_CHAT_TEMPLATE
+    )
 
 
 def qwen2audio_tokenizer() -> Qwen2Tokenizer:
@@ -422,13 +465,14 @@ def build_qwen2audio(
     size: Size = "tiny",
     seed: int = DEFAULT_SEED,
     *,
-    edit_weights: Callable[[Any], None] | None = None,
+    edit: TensorEdit | None = None,
+    streamed: bool = False,
 ) -> Path:
     """Write a random-weight Qwen2-Audio checkpoint folder (`tiny`, or the 7B dimensions with `full`).
 
     The tokenizer's eos is ``<|endoftext|>`` (the Qwen2 tokenizer default); generation stops on ``<|im_end|>``
-    through generation_config either way. `edit_weights(model)` may set weights by hand before the save
-    (`assistant.testing.scripted` does).
+    through generation_config either way. `edit(name, tensor)` may set weights by hand before the save
+    (`assistant.testing.scripted` does); `streamed` writes shard by shard (see `_save_random_model`).
     """
     from transformers import Qwen2AudioForConditionalGeneration
 
@@ -445,7 +489,8 @@ def build_qwen2audio(
         seed,
         qwen2audio_generation_config(ids),
         len(tokenizer),
-        edit_weights,
+        edit,
+        streamed,
     )
     qwen2audio_processor(tokenizer).save_pretrained(out)
     tokenizer.save_pretrained(out)
