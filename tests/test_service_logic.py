@@ -15,6 +15,7 @@ from assistant.audio.vad import Utterance, frames_of
 from assistant.config import load_settings
 from assistant.daemon.events import EventLog
 from assistant.daemon.service import NO_SCREEN, AssistantService, Request
+from assistant.models.engine import GenerationStats
 from assistant.models.transcript import Transcript
 from assistant.screen.capture import ScreenCaptureUnavailable
 from assistant.speech.speaker import Speaker
@@ -135,6 +136,36 @@ def test_sentences_are_spoken_while_the_answer_is_still_written(settings):
     start = next(e for e in events if e["event"] == "speak_start")
     assert start["after_first_sentence_ms"] >= 0
     assert names(events).index("speak_end") > names(events).index("answer")
+
+
+class MeasuredModel(FakeModel):
+    """A fake model whose calls leave the engine's figures behind, as the OpenVINO models do."""
+
+    def transcribe_prompt(self, inputs, max_new_tokens=200, keep_going=None):
+        heard = super().transcribe_prompt(inputs, max_new_tokens, keep_going)
+        self.last_stats = GenerationStats(prompt_tokens=60, new_tokens=heard.tokens, embed_s=0.02, prefill_s=0.05)
+        return heard
+
+    def generate(self, on_token=None, cancel=None, **inputs):
+        super().generate(on_token, cancel, **inputs)
+        self.last_stats = GenerationStats(prompt_tokens=64, reused_tokens=58, new_tokens=10, prefill_s=0.01)
+
+
+def test_each_stage_from_the_end_of_speech_to_the_first_sound_is_reported(settings):
+    service, _, _ = make_service(settings, ["hey assistant what is the capital of peru"], delay=0.01)
+    service.audio_model = MeasuredModel(["hey assistant what is the capital of peru"], delay=0.01)
+    events = answer(service, request())
+    (done,) = (e for e in events if e["event"] == "answer")
+    ms, tokens = done["timings"], done["tokens"]
+    assert ms["transcript_encode"] == 20 and ms["transcript_prefill"] == 30
+    assert ms["answer_encode"] == 0 and ms["answer_prefill"] == 10
+    for stage in ("transcript_inputs", "transcript_tokens", "routing", "answer_inputs", "answer_tokens"):
+        assert ms[stage] >= 0, stage
+    assert tokens["transcript_new"] == 8 and tokens["answer_reused"] == 58
+    assert tokens["answer_to_first_sentence"] == 5  # "Lima is the capital." is certain once " It" follows
+    start = next(e for e in events if e["event"] == "speak_start")
+    # The request's clock starts when the endpointer ended the utterance, before the first sentence existed.
+    assert start["after_end_of_speech_ms"] >= ms["transcribe"] + start["after_first_sentence_ms"]
 
 
 def test_heard_while_speaking_without_the_wake_phrase_is_the_assistants_own_voice(settings):

@@ -50,6 +50,24 @@ WAKE_CHECK_TOKENS = 16
 class Timings:
     ms: dict[str, float] = field(default_factory=dict)  # per-stage durations, reported with the answer
     marks: dict[str, float] = field(default_factory=dict)  # perf_counter() moments, for speech latency
+    tokens: dict[str, int] = field(default_factory=dict)  # token counts of the stages, reported with the answer
+
+    def model_call(self, stage: str, model: Any, called: float, inputs_ready: float) -> None:
+        """A finished model call's stages: inputs (features, tokens), encoders, prefill, new tokens."""
+        self.ms[f"{stage}_inputs"] = 1000 * (inputs_ready - called)
+        stats = getattr(model, "last_stats", None)  # the engine's figures (fake models in tests have none)
+        if stats is None:
+            return
+        self.ms[f"{stage}_encode"] = 1000 * stats.embed_s
+        self.ms[f"{stage}_prefill"] = 1000 * (stats.prefill_s - stats.embed_s)
+        self.ms[f"{stage}_tokens"] = 1000 * max(0.0, time.perf_counter() - inputs_ready - stats.prefill_s)
+        self.tokens.update(
+            {
+                f"{stage}_prompt": stats.prompt_tokens,
+                f"{stage}_reused": stats.reused_tokens,
+                f"{stage}_new": stats.new_tokens,
+            }
+        )
 
 
 @dataclass
@@ -269,8 +287,11 @@ class AssistantService:
             screen = mentions_screen(question, self.settings.routing.screen_phrases)
             route = Route.SCREEN if screen else Route.VOICE
         self.events.emit("route", at(), route=route.value, question=question)
+        timings.marks["end_of_speech"] = request.endpoint_at
         reply = self._begin_reply(at, timings)
         started = time.perf_counter()
+        if "transcribed" in timings.marks:
+            timings.ms["routing"] = 1000 * (started - timings.marks["transcribed"])
         try:
             if route is Route.SCREEN:
                 answer = await self._in_thread(self._screen_answer, question, reply, timings, at)
@@ -280,7 +301,13 @@ class AssistantService:
             if reply is not None:
                 reply.close()
         timings.ms["answer"] = 1000 * (time.perf_counter() - started)
-        self.events.emit("answer", at(), text=answer, timings={k: round(v, 1) for k, v in timings.ms.items()})
+        self.events.emit(
+            "answer",
+            at(),
+            text=answer,
+            timings={k: round(v, 1) for k, v in timings.ms.items()},
+            tokens=timings.tokens,
+        )
         if reply is None:
             self.activation.answered(at=at())
         elif self.file_mode:
@@ -364,16 +391,22 @@ class AssistantService:
         called = time.perf_counter()
         timings.ms["end_to_model_call"] = 1000 * (called - endpoint_at)
         inputs = self.conversation.transcription_inputs(self.audio_model.preprocessor, clip)
+        ready = time.perf_counter()
         heard = self.audio_model.transcribe_prompt(inputs, max_new_tokens=limit, keep_going=keep_going)
-        timings.ms["transcribe"] = 1000 * (time.perf_counter() - called)
+        timings.model_call("transcript", self.audio_model, called, ready)
+        timings.marks["transcribed"] = time.perf_counter()
+        timings.ms["transcribe"] = 1000 * (timings.marks["transcribed"] - called)
         return heard
 
     def _generation(self) -> dict[str, Any]:
         g = self.settings.generation
         return {"max_new_tokens": g.max_new_tokens, "cancel": self.cancel, **g.sampling_options()}
 
-    def _stream(self, model, inputs: dict[str, Any], reply: Reply | None, timings: Timings) -> str:
-        """Generate, handing each finished sentence to the voice while the rest is still written."""
+    def _stream(self, model, inputs: dict[str, Any], reply: Reply | None, timings: Timings, called: float) -> str:
+        """Generate, handing each finished sentence to the voice while the rest is still written.
+
+        `called` is when the answer's model call began (before its inputs were prepared).
+        """
         from ..models.preprocess import StreamDecoder
 
         pre = model.preprocessor
@@ -382,16 +415,20 @@ class AssistantService:
         stops = model.stop_ids()
         started = time.perf_counter()
         pieces: list[str] = []
+        count = 0
 
         def say(sentences: list[str]) -> None:
             if sentences and "first_sentence" not in timings.ms:
                 timings.ms["first_sentence"] = 1000 * (time.perf_counter() - started)
                 timings.marks["first_sentence"] = time.perf_counter()
+                timings.tokens["answer_to_first_sentence"] = count
             for sentence in sentences:
                 if reply is not None:
                     reply.say(sentence)
 
         def on_token(token: int) -> None:
+            nonlocal count
+            count += 1
             if "first_token" not in timings.ms:
                 timings.ms["first_token"] = 1000 * (time.perf_counter() - started)
                 timings.marks["first_token"] = time.perf_counter()
@@ -402,14 +439,16 @@ class AssistantService:
             say(splitter.feed(text))
 
         model.generate(**inputs, on_token=on_token, **self._generation())
+        timings.model_call("answer", model, called, started)
         rest = decoder.end()
         pieces.append(rest)
         say(splitter.feed(rest) + splitter.flush())
         return "".join(pieces).strip()
 
     def _voice_answer(self, clip: np.ndarray, reply: Reply | None, timings: Timings) -> str:
+        called = time.perf_counter()
         inputs = self.conversation.voice_inputs(self.audio_model.preprocessor, clip)
-        answer = self._stream(self.audio_model, inputs, reply, timings)
+        answer = self._stream(self.audio_model, inputs, reply, timings, called)
         self.conversation.remember(clip, answer)
         return answer
 
@@ -426,8 +465,9 @@ class AssistantService:
         if self.settings.screen.save_dir is not None:
             self.settings.screen.save_dir.mkdir(parents=True, exist_ok=True)
             shot.save(self.settings.screen.save_dir / f"screen-{time.strftime('%Y%m%d-%H%M%S')}.png")
+        called = time.perf_counter()
         inputs = vision_prompt(self.vl_model.preprocessor, question, [shot], max_pixels=self.settings.screen.max_pixels)
-        return self._stream(self.vl_model, inputs, reply, timings)
+        return self._stream(self.vl_model, inputs, reply, timings, called)
 
     # -- speaking ------------------------------------------------------------------------------
 
@@ -439,7 +479,7 @@ class AssistantService:
 
         def started(first_audio_at: float) -> None:
             fields: dict[str, Any] = {}
-            for mark in ("first_token", "first_sentence"):
+            for mark in ("end_of_speech", "first_token", "first_sentence"):
                 if mark in timings.marks:
                     fields[f"after_{mark}_ms"] = round(1000 * (first_audio_at - timings.marks[mark]), 1)
             self.events.emit("speak_start", at(), **fields)

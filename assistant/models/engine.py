@@ -58,7 +58,8 @@ class GenerationStats:
     prompt_tokens: int = 0
     reused_tokens: int = 0  # prompt tokens whose KV cache came from an earlier call
     new_tokens: int = 0
-    prefill_s: float = 0.0
+    prefill_s: float = 0.0  # from the call's start to the prompt's logits, embed_s included
+    embed_s: float = 0.0  # the prompt's embeddings: text lookup and the image/audio encoders
     first_token_s: float = 0.0  # from the call's start
     decode_s: float = 0.0
     cancelled: bool = False
@@ -131,6 +132,7 @@ def run_generation(decoder: StatefulDecoder, req: GenerationRequest, stats: Gene
     generated: list[int] = []
     try:
         embeds = req.embed_prompt(reuse)
+        stats.embed_s = time.perf_counter() - started
         logits = decoder.forward(embeds, req.positions(reuse, len(ids) - reuse), keys[reuse:])
         stats.prefill_s = time.perf_counter() - started
         decode_started = time.perf_counter()
