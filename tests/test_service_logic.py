@@ -166,6 +166,9 @@ def test_each_stage_from_the_end_of_speech_to_the_first_sound_is_reported(settin
     start = next(e for e in events if e["event"] == "speak_start")
     # The request's clock starts when the endpointer ended the utterance, before the first sentence existed.
     assert start["after_end_of_speech_ms"] >= ms["transcribe"] + start["after_first_sentence_ms"]
+    assert 0 <= start["synthesis_ms"] <= start["after_first_sentence_ms"]
+    (heard,) = (e for e in events if e["event"] == "transcript")
+    assert heard["cpu_ms"] >= 0
 
 
 def test_heard_while_speaking_without_the_wake_phrase_is_the_assistants_own_voice(settings):

@@ -81,7 +81,9 @@ def test_a_reply_is_spoken_in_order_with_start_and_end():
     speaker = Speaker(fake_voice, player, tail_s=0.0)
     seen = []
     reply = speaker.begin(
-        ReplyCallbacks(on_start=lambda t: seen.append("start"), on_end=lambda i, e: seen.append(("end", i, e)))
+        ReplyCallbacks(
+            on_start=lambda t, synthesis_s: seen.append("start"), on_end=lambda i, e: seen.append(("end", i, e))
+        )
     )
     for sentence in ("One.", "Three.", "Five five."):
         reply.say(sentence)

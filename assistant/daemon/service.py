@@ -330,6 +330,7 @@ class AssistantService:
             text=heard.text,
             language=heard.language,
             ms=round(timings.ms["transcribe"], 1),
+            cpu_ms=round(timings.ms["transcript_cpu"], 1),
             tokens=heard.tokens,
             stopped_early=heard.stopped_early,
         )
@@ -388,7 +389,7 @@ class AssistantService:
         timings: Timings,
         keep_going: Callable[[str], bool] | None = None,
     ):
-        called = time.perf_counter()
+        called, cpu = time.perf_counter(), time.process_time()
         timings.ms["end_to_model_call"] = 1000 * (called - endpoint_at)
         inputs = self.conversation.transcription_inputs(self.audio_model.preprocessor, clip)
         ready = time.perf_counter()
@@ -396,6 +397,8 @@ class AssistantService:
         timings.model_call("transcript", self.audio_model, called, ready)
         timings.marks["transcribed"] = time.perf_counter()
         timings.ms["transcribe"] = 1000 * (timings.marks["transcribed"] - called)
+        # CPU of the whole process (OpenVINO's worker threads too): what hearing this utterance cost.
+        timings.ms["transcript_cpu"] = 1000 * (time.process_time() - cpu)
         return heard
 
     def _generation(self) -> dict[str, Any]:
@@ -477,8 +480,8 @@ class AssistantService:
             return None
         loop = asyncio.get_running_loop()
 
-        def started(first_audio_at: float) -> None:
-            fields: dict[str, Any] = {}
+        def started(first_audio_at: float, synthesis_s: float) -> None:
+            fields: dict[str, Any] = {"synthesis_ms": round(1000 * synthesis_s, 1)}
             for mark in ("end_of_speech", "first_token", "first_sentence"):
                 if mark in timings.marks:
                     fields[f"after_{mark}_ms"] = round(1000 * (first_audio_at - timings.marks[mark]), 1)
@@ -494,7 +497,7 @@ class AssistantService:
 
         return self.speaker.begin(
             ReplyCallbacks(
-                on_start=lambda t: loop.call_soon_threadsafe(started, t),
+                on_start=lambda t, synthesis_s: loop.call_soon_threadsafe(started, t, synthesis_s),
                 on_end=lambda interrupted, error: loop.call_soon_threadsafe(ended, interrupted, error),
             )
         )

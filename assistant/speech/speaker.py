@@ -27,9 +27,10 @@ _SHUTDOWN = object()
 
 @dataclass
 class ReplyCallbacks:
-    """Called on the speaker thread: the first sound, and the end (interrupted or not, error or None)."""
+    """Called on the speaker thread: the first sound (its moment and how long its sentence took to synthesise),
+    and the end (interrupted or not, error or None)."""
 
-    on_start: Callable[[float], None] = lambda first_audio_at: None
+    on_start: Callable[[float, float], None] = lambda first_audio_at, synthesis_s: None
     on_end: Callable[[bool, str | None], None] = lambda interrupted, error: None
 
 
@@ -116,13 +117,15 @@ class Speaker:
 
     def _speak(self, reply: Reply, sentence: str) -> None:
         try:
+            began = time.perf_counter()
             speech = self._synthesize(sentence)
             if reply.cancelled:
                 return
             if not reply.started:
                 reply.started = True
                 self._speaking = True
-                reply.callbacks.on_start(time.perf_counter())
+                now = time.perf_counter()
+                reply.callbacks.on_start(now, now - began)
             self._speaking = True
             if not self._player.play(speech):
                 reply.cancelled = True
