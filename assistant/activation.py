@@ -18,17 +18,26 @@ class Decision:
     reason: str  # "wake_phrase", "follow_up", "push_to_talk", "always", or why not
 
 
+# A push counts for speech that began up to this long before it (one starts talking while clicking).
+PUSH_LEAD_S = 1.0
+
+
 class Activation:
     def __init__(self, mode: Mode, wake_phrases: tuple[str, ...], follow_up_s: float):
         self.mode = mode
         self.wake_phrases = wake_phrases
         self.follow_up_s = follow_up_s
         self._follow_up_until = float("-inf")
-        self._armed = False  # push-to-talk pressed, waiting for the next utterance
+        self._armed_at: float | None = None  # push-to-talk pressed then, waiting for the next utterance
 
-    def push_to_talk(self) -> None:
-        """The tray's "Ask" (or a command): accept the next utterance whatever the mode."""
-        self._armed = True
+    def push_to_talk(self, at: float = float("-inf")) -> None:
+        """The tray's "Ask" (or a command) at `at`: accept the next utterance that starts after it (or at
+        most PUSH_LEAD_S before it), whatever the mode. Speech that ended before the push, still being
+        transcribed, is not taken for it."""
+        self._armed_at = at
+
+    def _pushed_for(self, at: float) -> bool:
+        return self._armed_at is not None and at >= self._armed_at - PUSH_LEAD_S
 
     def answered(self, at: float) -> None:
         """An answer finished at `at`: a follow-up until `at + follow_up_s` needs no wake phrase."""
@@ -40,7 +49,7 @@ class Activation:
         without a push, or any mode while the assistant speaks."""
         if while_speaking:
             return True
-        return self.mode == "wake_phrase" and not self._armed and at > self._follow_up_until
+        return self.mode == "wake_phrase" and not self._pushed_for(at) and at > self._follow_up_until
 
     def may_be_addressed(self, transcript_so_far: str) -> bool:
         """Whether a transcript that so far reads this can still start with one of the wake phrases."""
@@ -52,10 +61,11 @@ class Activation:
         for phrase in self.wake_phrases:
             rest = match_prefix(text, phrase)
             if rest is not None:  # a wake phrase always works, and is removed from the question
-                self._armed = False
+                if self._pushed_for(at):
+                    self._armed_at = None
                 return Decision(True, rest, "wake_phrase")
-        if self._armed:
-            self._armed = False
+        if self._pushed_for(at):
+            self._armed_at = None
             return Decision(True, text, "push_to_talk")
         if self.mode == "always":
             return Decision(bool(text), text, "always" if text else "empty")

@@ -72,6 +72,16 @@ def test_push_to_talk_and_always():
     activation.push_to_talk()
     assert activation.decide("what time is it", at=2.0).reason == "push_to_talk"
     assert not activation.decide("and now?", at=3.0).accepted  # armed for one utterance only
+
+
+def test_a_push_is_for_speech_that_starts_after_it_not_for_a_remark_still_being_transcribed():
+    activation = Activation("wake_phrase", ("hey assistant",), 0.0)
+    activation.push_to_talk(at=10.0)
+    assert activation.only_wake_phrase_counts(at=4.0)  # the remark began before the push
+    assert activation.decide("we should meet at noon", at=4.0).reason == "no wake phrase"
+    assert not activation.only_wake_phrase_counts(at=9.5)  # began while the click was on its way
+    assert activation.decide("what is the capital of Peru", at=10.5).reason == "push_to_talk"
+    assert not activation.decide("and now?", at=12.0).accepted
     always = Activation("always", (), 0.0)
     assert always.decide("what time is it", at=0.0).accepted
     assert not always.decide("   ", at=0.0).accepted

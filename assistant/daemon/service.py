@@ -103,6 +103,7 @@ class AssistantService:
         self.cancel = threading.Event()  # stops the current generation between two tokens
         self._requests: asyncio.Queue[Request] = asyncio.Queue(maxsize=4)
         self._heard_while_speaking = False
+        self._heard_until = float("-inf")  # stream time of the latest microphone frame: when a push happened
         self._model_threads: set[threading.Thread] = set()
         self.file_mode = False
         self.clock: Callable[[], float] = lambda: 0.0
@@ -123,7 +124,7 @@ class AssistantService:
 
     def talk(self) -> None:
         """Push-to-talk: the next utterance is a request whatever the mode."""
-        self.activation.push_to_talk()
+        self.activation.push_to_talk(at=self._heard_until)
         self.events.emit("push_to_talk", self.clock())
 
     def ask_screen(self) -> None:
@@ -186,6 +187,7 @@ class AssistantService:
         async for frame in frames:
             if self.stop_event.is_set():
                 return
+            self._heard_until = frame.t
             if self.activity.muted:
                 cutter.skip()
                 continue
