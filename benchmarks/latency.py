@@ -1,0 +1,418 @@
+"""Latency benchmark: the silence after a spoken question, with both full-size models, stage by stage.
+
+`assistant run` runs on the full-size scripted Qwen2-Audio-7B and Qwen2-VL-2B (`scripted_models.py`: the
+real shapes and INT4 conversion, so the compute per token is the real one, and they say a realistic amount:
+a 12-token transcript, a two-sentence answer). Questions are spoken (espeak-ng) into the PulseAudio virtual
+microphone; a full-HD Xvfb screen answers the screen route; speech goes to a null sink. Every session is a
+fresh service (a fresh conversation), started on a warm compiled-model cache:
+
+- voice (`always`): a 3 s question, then the same question as a follow-up (one turn of history);
+- long (`always`): a 6 s question (the scripted model hears the same 12 tokens: the encoder and prefill
+  are the 6 s clip's, the transcript is not longer), then a 5 s remark transcribed in full;
+- screen (`always`, "capital of peru" as a screen phrase): the 3 s question answered from a screenshot;
+- wake (`wake_phrase`, wake phrase "hey computer"): the 5 s remark (not addressed to the assistant), then
+  the same remark again with the 3 s question right after it, asked by push-to-talk (SIGUSR1) as soon as
+  the remark has been played.
+
+Per request it reports the service's own stage timings (end of speech is when the endpointer ends the
+utterance, `[audio] end_silence_ms` after the last speech frame): transcript inputs, audio encoder,
+transcript prefill, transcript tokens, routing, answer inputs, encoder, prefill, tokens up to the first
+sentence, synthesis, and end of speech -> first audio; and the CPU time (all threads) the remark costs.
+`--baseline REF` runs the same sessions on earlier code (a git worktree of REF, alternated with this
+checkout's) so each change is measured side by side; older code lacks some stage figures, but end of
+speech -> first audio is reconstructed from the events every version writes.
+
+    python benchmarks/latency.py --workdir /tmp/bench [--repeats 3] [--baseline 3cab61c] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scripted_models import ANSWER, HEARD, SCREEN_ANSWER, ensure_models  # this folder is on sys.path
+
+from service import SAMPLE_RATE, Service, machine, progress, silence_into
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SPEECH = {
+    "q3": "Tell me please, what is the capital city of Peru?",
+    "q6": "I was reading about South America this morning, so tell me please, what is the capital city of Peru?",
+    "u5": "I think we should meet at noon tomorrow to talk about the budget for next year.",
+}
+CURRENT = "this checkout"
+
+
+@dataclass(frozen=True)
+class Step:
+    label: str
+    speech: str  # a key of SPEECH
+    expect: str = "answer"  # or "ignored": not addressed, nothing is said
+    push_to_talk: bool = False
+    then_at_once: bool = False  # the next step is played as soon as this one has been (no waiting)
+
+
+@dataclass(frozen=True)
+class Session:
+    name: str
+    mode: str
+    steps: tuple[Step, ...]
+    wake_phrases: tuple[str, ...] = ("ok assistant",)
+    screen_phrases: tuple[str, ...] = ("on my screen",)
+
+
+SESSIONS = (
+    Session("voice", "always", (Step("3 s question", "q3"), Step("follow-up (1 turn of history)", "q3"))),
+    Session("long", "always", (Step("6 s question", "q6"), Step("5 s remark, transcribed in full", "u5"))),
+    Session("screen", "always", (Step("screen question (1920x1080)", "q3"),), screen_phrases=("capital of peru",)),
+    Session(
+        "wake",
+        "wake_phrase",
+        (
+            Step("5 s remark, not addressed", "u5", expect="ignored"),
+            Step("5 s remark, then at once", "u5", expect="ignored", then_at_once=True),
+            Step("3 s question right after the remark", "q3", push_to_talk=True),
+        ),
+        wake_phrases=("hey computer",),
+    ),
+)
+
+
+@dataclass
+class Version:
+    label: str
+    code: Path  # the folder whose `assistant` package runs
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+# -- the sessions ------------------------------------------------------------------------------------
+
+
+def write_config(path: Path, models: dict, cache: Path, session: Session) -> Path:
+    def toml_list(items: tuple[str, ...]) -> str:
+        return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+    path.write_text(
+        f'[models]\naudio_dir = "{models["audio"]["folder"]}"\nvl_dir = "{models["vl"]["folder"]}"\n'
+        f'[runtime]\ncache_dir = "{cache}"\n'
+        f'[activation]\nmode = "{session.mode}"\nwake_phrases = {toml_list(session.wake_phrases)}\n'
+        f"[routing]\nscreen_phrases = {toml_list(session.screen_phrases)}\n"
+        "[tts]\nenabled = true\n[tray]\nenabled = false\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def speech_wavs(folder: Path) -> dict[str, tuple[Path, float]]:
+    """Each utterance as a wav (0.5 s of silence, the speech, 1 s of silence) and its speech's length."""
+    import numpy as np
+    import soundfile
+
+    from speech import spoken
+
+    out = {}
+    for key, text in SPEECH.items():
+        speech = spoken(text)
+        path = folder / f"{key}.wav"
+        silence = np.zeros(SAMPLE_RATE // 2, np.float32)
+        soundfile.write(path, np.concatenate([silence, speech, silence, silence]), SAMPLE_RATE)
+        out[key] = (path, len(speech) / SAMPLE_RATE)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def first(events: list[dict], name: str) -> dict | None:
+    return next((e for e in events if e["event"] == name), None)
+
+
+def settle(service: Service, since: int, step: Step, timeout: float) -> list[dict]:
+    """The step's events once it is done: spoken and finished, or ignored."""
+
+    def done(events: list[dict]) -> bool:
+        names = [e["event"] for e in events]
+        if step.expect == "ignored":
+            return "ignored" in names or "answer" in names
+        return "speak_end" in names or "error" in names
+
+    return service.wait_for(done, since, timeout, f"{step.label!r} to be done")
+
+
+def run_session(version: Version, session: Session, env: dict, work: Path, pulse, wavs, models, timeout) -> None:
+    config = write_config(work / f"{session.name}.toml", models, work / "ov-cache", session)
+    env = {**env, "PYTHONPATH": str(version.code)}  # its `assistant` package, not the installed one
+    name = f"{version.label.replace(' ', '-')}-{session.name}"
+    with running_service(config, env, work, name) as service:
+        service.wait_for(lambda ev: any(e["event"] == "warmed_up" for e in ev), 0, timeout, "warmed_up")
+        time.sleep(1.0)
+        pending: tuple[Step, int, float] | None = None
+        for step in session.steps:
+            since, cpu0 = len(service.events), cpu_seconds(service.proc.pid)
+            if step.push_to_talk:
+                service.proc.send_signal(signal.SIGUSR1)
+            pulse.play_into_microphone(wavs[step.speech][0])
+            if step.then_at_once:
+                pending = (step, since, cpu0)
+                continue
+            if pending is not None:  # the step played at once before this one: both settle now
+                events = settle(service, pending[1], pending[0], timeout)
+                version.results.append(summarise(session, pending[0], service.events[pending[1] : since], None))
+                pending = None
+            events = settle(service, since, step, timeout)
+            cpu = cpu_seconds(service.proc.pid) - cpu0
+            version.results.append(summarise(session, step, events, cpu))
+            progress(f"  {version.label} / {session.name} / {step.label}: {brief(version.results[-1])}")
+            time.sleep(0.8)  # past the speaking tail: the microphone counts again
+
+
+@contextlib.contextmanager
+def running_service(config: Path, env: dict, work: Path, name: str) -> Iterator[Service]:
+    service = Service(config, env, work / f"{name}.events.jsonl", work / f"{name}.log")
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def summarise(session: Session, step: Step, events: list[dict], cpu_s: float | None) -> dict[str, Any]:
+    """One request's figures from its events (any version of the service writes these)."""
+    heard, answer, start = first(events, "transcript"), first(events, "answer"), first(events, "speak_start")
+    ignored = first(events, "ignored")
+    timings = (answer or {}).get("timings", {})
+    out: dict[str, Any] = {
+        "session": session.name,
+        "step": step.label,
+        "speech": step.speech,
+        "events": [e["event"] for e in events],
+        "transcript": (heard or {}).get("text"),
+        "transcript_tokens": (heard or {}).get("tokens"),
+        "transcript_ms": (heard or {}).get("ms"),
+        "transcript_cpu_ms": (heard or {}).get("cpu_ms"),
+        "stopped_early": (heard or {}).get("stopped_early"),
+        "route": (first(events, "route") or {}).get("route"),
+        "answer": (answer or {}).get("text"),
+        "ignored": (ignored or {}).get("reason"),
+        "timings": timings,
+        "tokens": (answer or {}).get("tokens", {}),
+        "speak_start": {k: v for k, v in (start or {}).items() if k not in ("event", "t")},
+        "cpu_s": cpu_s,
+        "errors": [e.get("message") for e in events if e["event"] == "error"],
+    }
+    if start is not None and heard is not None and "end_to_model_call" in timings:
+        # The service's clock at the end of speech: the transcript event came transcribe ms after the
+        # model call, which came end_to_model_call ms after the endpoint.
+        end_of_speech = heard["t"] - (heard["ms"] + timings["end_to_model_call"]) / 1000
+        out["end_to_first_audio_ms"] = round(1000 * (start["t"] - end_of_speech), 1)
+    expected = SCREEN_ANSWER if out["route"] == "screen" else ANSWER
+    out["said_as_scripted"] = step.expect == "ignored" or (out["transcript"] == HEARD and out["answer"] == expected)
+    return out
+
+
+def brief(result: dict[str, Any]) -> str:
+    if result["ignored"]:
+        cpu = f"{result['cpu_s']:.2f} s CPU" if result["cpu_s"] is not None else "CPU not measured alone"
+        return f"ignored ({result['ignored']}; {result['transcript_tokens']} transcript tokens, {cpu})"
+    return (
+        f"heard {result['transcript']!r} -> {result['route']}; end of speech -> first audio "
+        f"{result.get('end_to_first_audio_ms')} ms; {result['errors'] or ''}"
+    )
+
+
+# -- versions --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def versions(refs: list[str], work: Path) -> Iterator[list[Version]]:
+    """This checkout, and a git worktree of each baseline ref (removed at the end)."""
+    made: list[Path] = []
+    out = [Version(CURRENT, ROOT)]
+    try:
+        for ref in refs:
+            folder = work / f"code-{ref.replace('/', '-')}"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(folder), ref], check=True)
+            made.append(folder)
+            commit = subprocess.run(
+                ["git", "-C", str(folder), "log", "-1", "--format=%h %s"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            out.append(Version(f"baseline {ref}", folder, []))
+            progress(f"baseline {ref}: {commit[:100]}")
+        yield out
+    finally:
+        for folder in made:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)], check=False)
+
+
+# -- the table -------------------------------------------------------------------------------------
+
+
+def median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def fmt(value: float | None, unit: str = "", digits: int = 0) -> str:
+    return "–" if value is None else f"{value:.{digits}f}{unit}"
+
+
+STAGES = (
+    ("endpoint → transcription call", "end_to_model_call"),
+    ("transcript inputs (log-mel, tokens)", "transcript_inputs"),
+    ("audio encoder", "transcript_encode"),
+    ("transcript prefill", "transcript_prefill"),
+    ("transcript tokens", "transcript_tokens"),
+    ("routing", "routing"),
+    ("screenshot", "screenshot"),
+    ("answer inputs", "answer_inputs"),
+    ("answer encoder (screen: vision)", "answer_encode"),
+    ("answer prefill", "answer_prefill"),
+)
+
+
+def stage_rows(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Median ms of each stage over the requests of one kind."""
+    out: dict[str, float | None] = {}
+    for _, key in STAGES:
+        out[key] = median([r["timings"][key] for r in rows if key in r["timings"]])
+    first_sentence = []
+    for r in rows:
+        t = r["timings"]
+        if {"first_sentence", "first_token"} <= t.keys():
+            first_sentence.append(t["first_sentence"] - t["first_token"])
+    out["to_first_sentence"] = median(first_sentence)
+    out["synthesis"] = median([r["speak_start"]["synthesis_ms"] for r in rows if "synthesis_ms" in r["speak_start"]])
+    out["sentence_to_audio"] = median(
+        [r["speak_start"]["after_first_sentence_ms"] for r in rows if "after_first_sentence_ms" in r["speak_start"]]
+    )
+    out["total"] = median([r["end_to_first_audio_ms"] for r in rows if "end_to_first_audio_ms" in r])
+    return out
+
+
+def unavoidable(rows: list[dict[str, Any]]) -> dict[str, float] | None:
+    """The issue's sum: encoder + both prefills + transcript tokens + first-sentence tokens at the measured
+    ms/token + synthesis of the first sentence (medians over the requests)."""
+    parts = []
+    for r in rows:
+        t, tokens, start = r["timings"], r["tokens"], r["speak_start"]
+        need = ("transcript_encode", "transcript_prefill", "transcript_tokens", "answer_encode", "answer_prefill")
+        if not all(k in t for k in need) or "answer_tokens" not in t or "synthesis_ms" not in start:
+            continue
+        per_token = t["answer_tokens"] / max(1, tokens.get("answer_new", 1) - 1)
+        steps = max(0, tokens.get("answer_to_first_sentence", 1) - 1)
+        parts.append(sum(t[k] for k in need) + steps * per_token + start["synthesis_ms"])
+    return {"sum": statistics.median(parts)} if parts else None
+
+
+def render(run: dict[str, Any]) -> str:
+    versions_ = run["versions"]
+    labels = list(versions_)
+    steps = [s.label for session in SESSIONS for s in session.steps]
+    lines = [
+        f"## Latency: end of speech → first spoken word, both full-size models ({run['machine']['date']})",
+        "",
+        f"Machine: {run['machine']['cpu']}, {run['machine']['cores']} cores. Full-size scripted Qwen2-Audio-7B and "
+        "Qwen2-VL-2B (INT4 defaults; `benchmarks/scripted_models.py`), heard through the PulseAudio virtual "
+        f"microphone; {run['repeats']} fresh services per session, medians. Speech lengths: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in run["speech_seconds"].items())
+        + ". End of speech is the endpointer's decision, `end_silence_ms` (700) after the last speech frame.",
+        "",
+        "| request | " + " | ".join(labels) + " |",
+        "|---|" + "---|" * len(labels),
+    ]
+    for step in steps:
+        cells = []
+        for label in labels:
+            rows = [r for r in versions_[label] if r["step"] == step]
+            if not rows:
+                cells.append("–")
+            elif rows[0]["ignored"] is not None or step.startswith("5 s remark, then"):
+                cpu = median([r["cpu_s"] for r in rows if r["cpu_s"] is not None])
+                tokens = median([r["transcript_tokens"] for r in rows if r["transcript_tokens"] is not None])
+                ignored = sum(r["ignored"] is not None for r in rows)
+                cells.append(f"ignored {ignored}/{len(rows)}; {fmt(tokens)} tokens; CPU {fmt(cpu, ' s', 2)}")
+            else:
+                total = median([r["end_to_first_audio_ms"] for r in rows if "end_to_first_audio_ms" in r])
+                ok = sum(r["said_as_scripted"] for r in rows)
+                cells.append(f"{fmt(total and total / 1000, ' s', 2)} ({ok}/{len(rows)} as scripted)")
+        lines.append(f"| {step} | " + " | ".join(cells) + " |")
+    lines += ["", f"Stages of {labels[0]}, ms (medians):", ""]
+    answered = [s for s in steps if not s.startswith("5 s remark")]
+    lines += ["| stage | " + " | ".join(answered) + " |", "|---|" + "---|" * len(answered)]
+    per_step = {s: stage_rows([r for r in versions_[labels[0]] if r["step"] == s]) for s in answered}
+    names = [*STAGES, ("answer tokens up to the first sentence", "to_first_sentence")]
+    names += [("synthesis of the first sentence", "synthesis"), ("first sentence → first audio", "sentence_to_audio")]
+    names += [("**end of speech → first audio**", "total")]
+    for title, key in names:
+        lines.append(f"| {title} | " + " | ".join(fmt(per_step[s].get(key)) for s in answered) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", type=Path, required=True, help="scripted models are built and kept here")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline", action="append", default=[], metavar="REF", help="earlier code to compare")
+    parser.add_argument("--sessions", nargs="*", default=[s.name for s in SESSIONS], help="which sessions to run")
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the raw numbers to FILE")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT / "tests"))  # the tests' OS facilities: PulseAudio virtual mic, espeak-ng speech
+    from cli_runner import headless_env
+    from facilities import pulse_virtual_mic, xvfb
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    models = ensure_models(args.workdir)
+    work = args.workdir / "latency"
+    work.mkdir(exist_ok=True)
+    wavs = speech_wavs(work)
+    chosen = [s for s in SESSIONS if s.name in args.sessions]
+    began = time.monotonic()
+    with (
+        versions(args.baseline, work) as runs,
+        pulse_virtual_mic(speaker="speaker") as pulse,
+        silence_into(pulse),
+        xvfb(1920, 1080) as display,
+    ):
+        env = headless_env(work / "home", **pulse.env(), DISPLAY=display)
+        for repeat in range(args.repeats):
+            for session in chosen:
+                for version in runs if repeat % 2 == 0 else runs[::-1]:  # A B, B A: drift hits both alike
+                    progress(f"repeat {repeat + 1}/{args.repeats}: {session.name} on {version.label}")
+                    run_session(version, session, env, work, pulse, wavs, models, args.timeout)
+        run = {
+            "machine": machine(),
+            "repeats": args.repeats,
+            "models": models,
+            "speech_seconds": {k: round(v[1], 2) for k, v in wavs.items()},
+            "versions": {v.label: v.results for v in runs},
+            "total_s": round(time.monotonic() - began, 1),
+        }
+    print(render(run))
+    if args.json:
+        args.json.write_text(json.dumps(run, indent=1, ensure_ascii=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.exit(main())
