@@ -78,13 +78,15 @@ def check_audio(model_dir: Path) -> dict:
 def check_vl(model_dir: Path) -> dict:
     from PIL import Image
 
+    from assistant.config import load_settings
     from assistant.daemon.service import SCREEN_QUESTION
     from assistant.models import OVQwen2VLModel
     from assistant.models.qwen2vl import vision_prompt
 
     model = OVQwen2VLModel(model_dir)
     shot = Image.effect_noise((1920, 1080), 60).convert("RGB")
-    said = {"screenshot": _said(model, vision_prompt(model.preprocessor, SCREEN_QUESTION, [shot], max_pixels=None))}
+    cap = load_settings().screen.max_pixels  # what the service sends
+    said = {"screenshot": _said(model, vision_prompt(model.preprocessor, SCREEN_QUESTION, [shot], max_pixels=cap))}
     return {"said": said, "ok": said == {"screenshot": SCREEN_ANSWER}}
 
 
