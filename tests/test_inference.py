@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from assistant.models import OVQwen2AudioModel, OVQwen2VLModel
+from assistant.models.transcript import ASR_PROMPT
 
 from speech import SAMPLE_RATE, spoken
 
@@ -163,6 +164,26 @@ def test_a_new_picture_of_the_same_size_is_not_taken_from_the_cache(ov_vl, vl_to
         expected = torch_generate(model, inputs)
         assert ov_vl.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist() == expected
     assert ov_vl.last_stats.reused_tokens < inputs["input_ids"].shape[1] - 1
+
+
+@pytest.mark.parametrize("hole_limit", [10_000, 0], ids=["holes", "compacted"])
+def test_the_answer_after_a_transcript_of_its_clip_equals_pytorch_with_or_without_holes(
+    ov_audio, audio_torch, question, hole_limit, monkeypatch
+):
+    """The voice prompt shares the clip with the transcription prompt before it and then diverges: the
+    transcript's positions stay in the state, hidden by the attention mask (or are compacted away)."""
+    from assistant.models import engine
+
+    monkeypatch.setattr(engine, "HOLE_LIMIT", hole_limit)
+    model, processor = audio_torch
+    ov_audio.reset()
+    asr = [{"type": "audio", "audio": question}, {"type": "text", "text": ASR_PROMPT}]
+    ov_audio.generate(**audio_inputs(processor, asr), max_new_tokens=NEW_TOKENS, do_sample=False)
+    voice = audio_inputs(processor, [{"type": "audio", "audio": question}])
+    expected = torch_generate(model, voice)
+    assert ov_audio.generate(**voice, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist() == expected
+    assert ov_audio.last_stats.reused_tokens > 0
+    assert (ov_audio.decoder.holes > 0) is (hole_limit > 0)
 
 
 def test_a_new_clip_of_the_same_length_is_not_taken_from_the_cache(ov_audio, audio_torch):
