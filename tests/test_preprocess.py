@@ -224,6 +224,21 @@ def test_stream_decoder_matches_text_streamer(hf, tiny_qwen2vl_dir):
     assert all("\ufffd" not in piece for piece in mine)
 
 
+def test_an_eager_stream_decoder_releases_a_period_at_once_and_joins_to_the_same_text(tiny_qwen2vl_dir):
+    from assistant.models.preprocess import StreamDecoder
+
+    tok = Tokenizer.from_dir(tiny_qwen2vl_dir)
+    ids = tok.encode("The capital of Peru is Lima. 秘鲁的首都是利马。 日本語で「ありがとう」 👍🏽 ok!")
+    decoder = StreamDecoder(tok, eager=True)
+    pieces = [decoder.put(i) for i in ids] + [decoder.end()]
+    assert "".join(pieces) == tok.decode(ids)
+    assert all("\ufffd" not in piece for piece in pieces)
+    sentence = tok.encode("The capital of Peru is Lima.")
+    eager, plain = StreamDecoder(tok, eager=True), tok.stream_decoder()
+    assert "".join(eager.put(i) for i in sentence) == "The capital of Peru is Lima."
+    assert "".join(plain.put(i) for i in sentence) == "The capital of Peru is "  # the period waits for a space
+
+
 # ------------------------------------------------------------------------------------------ chat template
 
 CONVERSATIONS = [

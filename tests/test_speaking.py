@@ -31,6 +31,25 @@ def test_sentences_come_out_as_soon_as_they_end():
 
 
 @pytest.mark.parametrize(
+    ("pieces", "at_once"),
+    [
+        (["Lima is the city you mean", "."], ["Lima is the city you mean."]),  # no wait for " Need"
+        (["Need help", "!"], ["Need help!"]),
+        (["It costs 3", "."], []),  # 3.5 may follow
+        (["Use e", "."], []),  # e.g. may follow
+        (["Ask Dr", "."], []),
+        (["The U.S", "."], []),
+    ],
+)
+def test_a_sentence_whose_end_is_certain_is_not_held_back_for_the_next_token(pieces, at_once):
+    splitter = SentenceSplitter()
+    out = []
+    for piece in pieces:
+        out += splitter.feed(piece)
+    assert out == at_once
+
+
+@pytest.mark.parametrize(
     ("text", "sentences"),
     [
         ("Pi is 3.14 or so. Yes!", ["Pi is 3.14 or so.", "Yes!"]),
@@ -39,6 +58,7 @@ def test_sentences_come_out_as_soon_as_they_end():
         ("Steps:\n1. Open it\n2. Close it", ["Steps:", "1. Open it", "2. Close it"]),
         ("秘鲁的首都是利马。它在海边！", ["秘鲁的首都是利马。", "它在海边！"]),
         ("...", []),
+        ("Wait... what?! Really.", ["Wait...", "what?!", "Really."]),
         ("", []),
     ],
 )

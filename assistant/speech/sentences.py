@@ -3,7 +3,10 @@
 Pure logic: `feed` takes text pieces as the model streams them and returns the sentences
 they completed; `flush` returns the rest at the end. A sentence ends at . ! ? or ;
 followed by a space, at a newline, or at CJK end punctuation (no space follows in Chinese
-or Japanese). Numbers ("3.5") and common abbreviations ("e.g.") do not end a sentence. A
+or Japanese). Numbers ("3.5") and common abbreviations ("e.g.") do not end a sentence.
+Where the end is certain from the text so far ("you mean." — a word, then the period), it
+ends there without waiting for the next piece: with the model's tokens carrying their
+leading space, that wait would cost one more token before the voice could start. A
 sentence that runs on without punctuation is cut at a comma or a space after `max_chars`,
 so the first audio never waits for a very long sentence.
 """
@@ -47,6 +50,8 @@ class SentenceSplitter:
                 if ch == "." and _not_an_end(text[: i + 1]):
                     continue
                 return i + 1
+            if ch in _LATIN_END and i + 1 == len(text) and _ends_for_sure(text):
+                return i + 1
         if len(text) > self.max_chars:
             window = text[: self.max_chars]
             for mark in (", ", "，", "、", " "):
@@ -62,6 +67,16 @@ def _not_an_end(upto_period: str) -> bool:
     if word in _ABBREVIATIONS:
         return True
     return re.search(r"(^|\n)\s*\d+\.$", upto_period) is not None  # "1. first" is a list item
+
+
+def _ends_for_sure(text: str) -> bool:
+    """Whether the . ! ? or ; that ends `text` ends a sentence whatever follows: ! ? ; always (a "!" or
+    quote after them is dropped or starts the next piece), a period after a word of two or more letters
+    that is no abbreviation ("mean.", not "3." of 3.5, "e." of e.g., "U.S." or "Dr.")."""
+    if text[-1] != ".":
+        return True
+    word = re.split(r"\s", text)[-1]
+    return re.fullmatch(r"[^\W\d_]{2,}\.", word) is not None and word.lower() not in _ABBREVIATIONS
 
 
 def _speakable(text: str) -> bool:
