@@ -249,3 +249,34 @@ def test_nothing_is_heard_while_muted(settings):
     events = names(service.events.history)
     assert "muted" in events and "speech_start" not in events
     assert [e["state"] for e in service.events.history if e["event"] == "state"][-1] == "muted"
+
+
+def live(service, text: str):
+    """Run the service on `text` spoken once, as live microphone frames (not a file)."""
+    audio = np.concatenate([np.zeros(8000, np.float32), spoken(text), np.zeros(24000, np.float32)])
+
+    async def frames():
+        for i, samples in enumerate(frames_of(audio)):
+            yield Frame(samples, i * 0.03)
+            await asyncio.sleep(0)  # let the head check's thread start while the speech goes on
+
+    asyncio.run(service.run(frames(), file_mode=False, exit_at_end=True))
+    service.speaker.shutdown()
+    return service.events.history
+
+
+def test_speech_whose_head_is_no_wake_phrase_is_ignored_without_a_transcript_of_its_own(settings):
+    # One transcript only: a second transcription (of the whole utterance) would find none and fail.
+    service, texts, _ = make_service(settings, ["we should meet at noon tomorrow"])
+    events = live(service, "We should meet at noon tomorrow to talk about the budget.")
+    (heard,) = (e for e in events if e["event"] == "transcript")
+    assert heard["stopped_early"] and heard["head_s"] >= 1.2 and heard["tokens"] == 1
+    assert [e["reason"] for e in events if e["event"] == "ignored"] == ["no wake phrase"]
+    assert "error" not in names(events) and texts == []
+
+
+def test_speech_whose_head_may_be_a_wake_phrase_is_transcribed_whole_and_answered(settings):
+    service, texts, _ = make_service(settings, ["hey assistant what", "hey assistant what is the capital of peru"])
+    events = live(service, "Hey assistant, what is the capital of Peru?")
+    assert [e["text"] for e in events if e["event"] == "transcript"] == ["hey assistant what is the capital of peru"]
+    assert texts == ["Lima is the capital.", "It is by the sea."]

@@ -65,6 +65,11 @@ class Endpointer:
         self._last_speech_end = 0.0
         self._silence_frames = 0
 
+    @property
+    def utterance_start(self) -> float | None:
+        """When the utterance in progress started (its first speech frame), or None between utterances."""
+        return self._utterance_start if self.in_speech else None
+
     def process(self, t: float, is_speech: bool) -> list[EndpointEvent]:
         """`t` is the frame's start time in seconds."""
         frame = self.settings.frame_ms / 1000

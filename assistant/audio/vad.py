@@ -87,6 +87,13 @@ class UtteranceCutter:
                 self._recording = []
         return out
 
+    def speech_so_far(self) -> tuple[float, np.ndarray] | None:
+        """(start, int16 audio from the pre-roll on) of the utterance in progress, or None between utterances."""
+        start = self.endpointer.utterance_start
+        if start is None or not self._recording:
+            return None
+        return start, np.concatenate(self._recording)
+
     def skip(self) -> None:
         """One frame that is not listened to (muted): time goes on, speech in progress is dropped."""
         self.t += FRAME_SAMPLES / SAMPLE_RATE

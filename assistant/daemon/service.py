@@ -29,7 +29,7 @@ from ..audio.endpointing import EndpointEvent, EndpointSettings
 from ..audio.sources import Frame
 from ..audio.vad import Utterance, UtteranceCutter
 from ..config import Settings
-from ..models.transcript import SAMPLE_RATE, transcript_token_budget
+from ..models.transcript import SAMPLE_RATE, Transcript, transcript_token_budget
 from ..routing import Route, is_stop_command, mentions_screen
 from ..speech.sentences import SentenceSplitter
 from ..speech.speaker import Reply, ReplyCallbacks, Speaker
@@ -44,6 +44,9 @@ NO_SCREEN = "Sorry, I cannot see the screen here."
 SCREEN_QUESTION = "What is on my screen? Describe it briefly."
 # Enough tokens for a language tag and a wake phrase: what is heard while speaking is checked for it only.
 WAKE_CHECK_TOKENS = 16
+# Speech heard before the head of an utterance is checked for a wake phrase, while the speaker goes on
+# (a wake phrase takes about a second to say): speech not meant for the assistant then costs only that check.
+HEAD_CHECK_S = 1.2
 
 
 @dataclass
@@ -71,11 +74,22 @@ class Timings:
 
 
 @dataclass
+class HeadCheck:
+    """What the head of an utterance says, heard while the utterance went on (see HEAD_CHECK_S)."""
+
+    transcript: Transcript
+    ms: float
+    cpu_ms: float
+    seconds: float  # of speech checked
+
+
+@dataclass
 class Request:
     kind: Literal["speech", "screen"]
     utterance: Utterance | None = None
     endpoint_at: float = 0.0  # perf_counter when the endpointer ended the utterance
     while_speaking: bool = False  # heard while the assistant spoke: only a wake phrase counts
+    head_check: asyncio.Task | None = None  # the check of its head, started before it ended
 
 
 class AssistantService:
@@ -104,6 +118,7 @@ class AssistantService:
         self._requests: asyncio.Queue[Request] = asyncio.Queue(maxsize=4)
         self._heard_while_speaking = False
         self._heard_until = float("-inf")  # stream time of the latest microphone frame: when a push happened
+        self._head_check: tuple[float, asyncio.Task] | None = None  # (utterance start, its head check)
         self._model_threads: set[threading.Thread] = set()
         self.file_mode = False
         self.clock: Callable[[], float] = lambda: 0.0
@@ -193,6 +208,7 @@ class AssistantService:
                 continue
             for item in cutter.feed(frame.samples):
                 await self._on_endpoint(item)
+            self._maybe_check_head(cutter)
         for item in cutter.flush():
             await self._on_endpoint(item)
 
@@ -203,6 +219,9 @@ class AssistantService:
             fields = {"start": item.start, "end": item.end, "reason": item.reason, "while_speaking": while_speaking}
             self.events.emit("speech_end", item.end, **fields)
             request = Request("speech", item, time.perf_counter(), while_speaking)
+            if self._head_check is not None and self._head_check[0] == item.start:
+                request.head_check = self._head_check[1]
+            self._head_check = None
             if self.file_mode:
                 await self._requests.put(request)  # a file waits for the answers; nothing is dropped
             else:
@@ -214,6 +233,22 @@ class AssistantService:
         elif item.kind == "discarded":
             self._update(hearing=False)
             self.events.emit("speech_discarded", item.end or item.start, start=item.start, reason=item.reason)
+
+    def _maybe_check_head(self, cutter: UtteranceCutter) -> None:
+        """Start checking the head of the utterance in progress for a wake phrase, once HEAD_CHECK_S of it
+        has been heard, when only a wake phrase would make it a request and no model is busy (live input
+        only). By its end the check is usually done: speech not meant for the assistant then costs no
+        transcript at all, and a request goes on as usual."""
+        if self.file_mode or self.activity.thinking or not self._requests.empty() or self._listen_gate():
+            return
+        so_far = cutter.speech_so_far()
+        if so_far is None or (self._head_check is not None and self._head_check[0] == so_far[0]):
+            return
+        start, audio = so_far
+        if cutter.t - start < HEAD_CHECK_S or not self.activation.only_wake_phrase_counts(start):
+            return
+        clip = audio.astype(np.float32) / 32768.0
+        self._head_check = (start, asyncio.create_task(self._in_thread(self._check_head, clip, cutter.t - start)))
 
     def _enqueue(self, request: Request) -> None:
         try:
@@ -319,6 +354,8 @@ class AssistantService:
         """Transcribe, then decide whether this is a request; (question, clip) or None when not."""
         utterance = request.utterance
         assert utterance is not None
+        if await self._head_says_not_addressed(request, at):
+            return None
         clip = utterance.audio.astype(np.float32) / 32768.0
         budget = transcript_token_budget(len(clip) / SAMPLE_RATE)
         limit = min(WAKE_CHECK_TOKENS, budget) if request.while_speaking else budget
@@ -354,7 +391,44 @@ class AssistantService:
             return None
         return decision.question, clip
 
+    async def _head_says_not_addressed(self, request: Request, at: Callable[[], float]) -> bool:
+        """The utterance's head check found it cannot start with a wake phrase, and nothing since (a push,
+        a follow-up window) made it a request: it is ignored without a transcript of its own."""
+        if request.head_check is None:
+            return False
+        try:
+            head: HeadCheck = await request.head_check
+        except Exception as exc:  # the check only saves work: without it the utterance is transcribed
+            log.warning("checking the head of an utterance failed: %s", exc)
+            return False
+        assert request.utterance is not None
+        if not head.transcript.stopped_early:
+            return False
+        if not self.activation.only_wake_phrase_counts(request.utterance.start, request.while_speaking):
+            return False
+        self.events.emit(
+            "transcript",
+            at(),
+            text=head.transcript.text,
+            language=head.transcript.language,
+            ms=round(head.ms, 1),
+            cpu_ms=round(head.cpu_ms, 1),
+            tokens=head.transcript.tokens,
+            stopped_early=True,
+            head_s=round(head.seconds, 2),
+        )
+        self.events.emit("ignored", at(), reason="no wake phrase")
+        return True
+
     # -- model calls (worker threads) ----------------------------------------------------------
+
+    def _check_head(self, clip: np.ndarray, seconds: float) -> HeadCheck:
+        called, cpu = time.perf_counter(), time.process_time()
+        inputs = self.conversation.transcription_inputs(self.audio_model.preprocessor, clip)
+        heard = self.audio_model.transcribe_prompt(
+            inputs, max_new_tokens=WAKE_CHECK_TOKENS, keep_going=self.activation.may_be_addressed
+        )
+        return HeadCheck(heard, 1000 * (time.perf_counter() - called), 1000 * (time.process_time() - cpu), seconds)
 
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a model call in a daemon thread: shutting down never waits for a long prefill."""
@@ -415,7 +489,7 @@ class AssistantService:
         from ..models.preprocess import StreamDecoder
 
         pre = model.preprocessor
-        decoder = StreamDecoder(pre.tokenizer)
+        decoder = StreamDecoder(pre.tokenizer, eager=True)  # a sentence's period is spoken without delay
         splitter = SentenceSplitter()
         stops = model.stop_ids()
         started = time.perf_counter()
