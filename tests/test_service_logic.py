@@ -251,13 +251,16 @@ def test_nothing_is_heard_while_muted(settings):
     assert [e["state"] for e in service.events.history if e["event"] == "state"][-1] == "muted"
 
 
-def live(service, text: str):
-    """Run the service on `text` spoken once, as live microphone frames (not a file)."""
+def live(service, text: str, push_at: int | None = None):
+    """Run the service on `text` spoken once, as live microphone frames (not a file), with push-to-talk
+    pressed before frame `push_at`. The frames' own times start at 100 s (a device's stream clock)."""
     audio = np.concatenate([np.zeros(8000, np.float32), spoken(text), np.zeros(24000, np.float32)])
 
     async def frames():
         for i, samples in enumerate(frames_of(audio)):
-            yield Frame(samples, i * 0.03)
+            if i == push_at:
+                service.talk()
+            yield Frame(samples, 100 + i * 0.03)
             await asyncio.sleep(0)  # let the head check's thread start while the speech goes on
 
     asyncio.run(service.run(frames(), file_mode=False, exit_at_end=True))
@@ -279,4 +282,11 @@ def test_speech_whose_head_may_be_a_wake_phrase_is_transcribed_whole_and_answere
     service, texts, _ = make_service(settings, ["hey assistant what", "hey assistant what is the capital of peru"])
     events = live(service, "Hey assistant, what is the capital of Peru?")
     assert [e["text"] for e in events if e["event"] == "transcript"] == ["hey assistant what is the capital of peru"]
+    assert texts == ["Lima is the capital.", "It is by the sea."]
+
+
+def test_push_to_talk_before_speaking_makes_it_a_request_without_a_wake_phrase(settings):
+    service, texts, _ = make_service(settings, ["what is the capital of peru"])
+    events = live(service, "What is the capital of Peru?", push_at=5)
+    assert [e["text"] for e in events if e["event"] == "transcript"] == ["what is the capital of peru"]
     assert texts == ["Lima is the capital.", "It is by the sea."]

@@ -14,6 +14,7 @@ which interrupts the answer; anything else heard then is its own voice and is ig
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -117,7 +118,9 @@ class AssistantService:
         self.cancel = threading.Event()  # stops the current generation between two tokens
         self._requests: asyncio.Queue[Request] = asyncio.Queue(maxsize=4)
         self._heard_while_speaking = False
-        self._heard_until = float("-inf")  # stream time of the latest microphone frame: when a push happened
+        # Time of the utterance clock (the cutter's: frames heard, as utterances are dated) at the latest
+        # frame: when a push happened.
+        self._heard_until = float("-inf")
         self._head_check: tuple[float, asyncio.Task] | None = None  # (utterance start, its head check)
         self._model_threads: set[threading.Thread] = set()
         self.file_mode = False
@@ -202,12 +205,12 @@ class AssistantService:
         async for frame in frames:
             if self.stop_event.is_set():
                 return
-            self._heard_until = frame.t
             if self.activity.muted:
                 cutter.skip()
                 continue
             for item in cutter.feed(frame.samples):
                 await self._on_endpoint(item)
+            self._heard_until = cutter.t
             self._maybe_check_head(cutter)
         for item in cutter.flush():
             await self._on_endpoint(item)
@@ -573,8 +576,8 @@ class AssistantService:
 
         return self.speaker.begin(
             ReplyCallbacks(
-                on_start=lambda t, synthesis_s: loop.call_soon_threadsafe(started, t, synthesis_s),
-                on_end=lambda interrupted, error: loop.call_soon_threadsafe(ended, interrupted, error),
+                on_start=lambda t, synthesis_s: _post(loop, started, t, synthesis_s),
+                on_end=lambda interrupted, error: _post(loop, ended, interrupted, error),
             )
         )
 
@@ -586,6 +589,13 @@ class AssistantService:
         reply.close()
         if self.file_mode:
             await asyncio.to_thread(reply.finished.wait)
+
+
+def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    """Run `fn(*args)` on the loop from the speaker thread; once the loop has closed (the service stopped
+    while a reply was being cut off) there is nobody left to tell."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(fn, *args)
 
 
 def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
