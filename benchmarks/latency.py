@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEECH = {
     "q3": "Tell me please, what is the capital city of Peru?",
     "q6": "I was reading about South America this morning, so tell me please, what is the capital city of Peru?",
-    "u5": "I think we should meet at noon tomorrow to talk about the budget for next year.",
+    "u5": "I think we should meet at noon tomorrow to talk about the budget for next year, then have lunch.",
 }
 CURRENT = "this checkout"
 

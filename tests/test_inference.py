@@ -368,3 +368,27 @@ def test_a_transcript_stopped_early_is_the_start_of_the_full_one_and_the_answer_
     ov_audio.generate(**voice, max_new_tokens=2, do_sample=False)
     clip_end = max(i for i, t in enumerate(voice["input_ids"][0].tolist()) if t == ov_audio.audio_token_id) + 1
     assert ov_audio.last_stats.reused_tokens >= clip_end
+
+
+def test_warm_up_leaves_only_the_system_prompt_and_the_first_request_answers_as_fresh(
+    ov_audio, ov_vl, audio_torch, vl_torch, question
+):
+    from assistant.models.warmup import warm_up_audio, warm_up_vision
+
+    model, processor = audio_torch
+    inputs = audio_inputs(processor, [{"type": "audio", "audio": question}])
+    warm_up_audio(ov_audio)
+    prefix = int(np.argmax(inputs["input_ids"][0].numpy() == ov_audio.audio_token_id))
+    assert 0 < len(ov_audio.decoder.cached_keys) == prefix
+    assert ov_audio.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist() == torch_generate(
+        model, inputs
+    )
+    assert ov_audio.last_stats.reused_tokens == prefix
+
+    model, processor = vl_torch
+    warm_up_vision(ov_vl, 200_000, "What is on my screen?")
+    inputs = vl_inputs(processor, VL_CASES["one image"])
+    assert ov_vl.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist() == torch_generate(
+        model, inputs
+    )
+    assert ov_vl.last_stats.reused_tokens > 0

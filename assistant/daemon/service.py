@@ -458,6 +458,8 @@ class AssistantService:
         warm_up_audio(self.audio_model)
         if self.vl_model is not None:
             warm_up_vision(self.vl_model, self.settings.screen.max_pixels, SCREEN_QUESTION)
+        if self.speaker is not None:
+            self.speaker.warm_up()
         return 1000 * (time.perf_counter() - started)
 
     def _transcribe(

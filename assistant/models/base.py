@@ -189,10 +189,10 @@ class OVModelBase:
         out = np.concatenate([prompt, np.asarray([new], dtype=np.int64).reshape(1, -1)], axis=1)
         return _like(input_ids, out)
 
-    def reset(self) -> None:
-        """Forget the conversation held in the KV cache."""
+    def reset(self, keep: int = 0) -> None:
+        """Forget the conversation held in the KV cache, all but its first `keep` tokens."""
         with self._lock:
-            self.decoder.reset()
+            self.decoder.keep(keep)
 
 
 # Keyword options of generate() beyond transformers' (ignore_eos: always max_new_tokens, for benchmarks).

@@ -79,6 +79,11 @@ class Speaker:
             self._open.append(reply)
         return reply
 
+    def warm_up(self) -> None:
+        """Synthesise a word without playing it: the voice engine's first use loads it (1.6 s here), which
+        would otherwise delay the first answer."""
+        self._synthesize("Ready.")
+
     def stop(self) -> bool:
         """Interrupt every open reply; True when something was being said or waiting to be."""
         with self._lock:
