@@ -95,6 +95,7 @@ class Version:
     label: str
     code: Path  # the folder whose `assistant` package runs
     results: list[dict[str, Any]] = field(default_factory=list)
+    sessions: tuple[str, ...] | None = None  # the sessions it runs (None: all)
 
 
 # -- the sessions ------------------------------------------------------------------------------------
@@ -240,18 +241,20 @@ def brief(result: dict[str, Any]) -> str:
 
 @contextlib.contextmanager
 def versions(refs: list[str], work: Path) -> Iterator[list[Version]]:
-    """This checkout, and a git worktree of each baseline ref (removed at the end)."""
+    """This checkout, and a git worktree of each baseline ref (removed at the end); "REF:a,b" runs only
+    sessions a and b on it."""
     made: list[Path] = []
     out = [Version(CURRENT, ROOT)]
     try:
-        for ref in refs:
+        for given in refs:
+            ref, _, only = given.partition(":")
             folder = work / f"code-{ref.replace('/', '-')}"
             subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-f", str(folder), ref], check=True)
             made.append(folder)
             commit = subprocess.run(
                 ["git", "-C", str(folder), "log", "-1", "--format=%h %s"], capture_output=True, text=True, check=True
             ).stdout.strip()
-            out.append(Version(f"baseline {ref}", folder, []))
+            out.append(Version(f"baseline {ref}", folder, [], tuple(only.split(",")) if only else None))
             progress(f"baseline {ref}: {commit[:100]}")
         yield out
     finally:
@@ -369,7 +372,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, required=True, help="scripted models are built and kept here")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--baseline", action="append", default=[], metavar="REF", help="earlier code to compare")
+    parser.add_argument(
+        "--baseline", action="append", default=[], metavar="REF[:SESSIONS]", help="earlier code to compare"
+    )
     parser.add_argument("--sessions", nargs="*", default=[s.name for s in SESSIONS], help="which sessions to run")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the raw numbers to FILE")
@@ -397,6 +402,8 @@ def main() -> int:
         for repeat in range(args.repeats):
             for session in chosen:
                 for version in runs if repeat % 2 == 0 else runs[::-1]:  # A B, B A: drift hits both alike
+                    if version.sessions is not None and session.name not in version.sessions:
+                        continue
                     progress(f"repeat {repeat + 1}/{args.repeats}: {session.name} on {version.label}")
                     run_session(version, session, env, work, pulse, wavs, models, args.timeout)
         run = {
