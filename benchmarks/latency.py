@@ -281,58 +281,74 @@ STAGES = (
     ("transcript tokens", "transcript_tokens"),
     ("routing", "routing"),
     ("screenshot", "screenshot"),
-    ("answer inputs", "answer_inputs"),
-    ("answer encoder (screen: vision)", "answer_encode"),
+    ("answer inputs (screen: image preprocessing)", "answer_inputs"),
+    ("answer embeddings (screen: vision encoder)", "answer_encode"),
     ("answer prefill", "answer_prefill"),
 )
+ANSWERED = ("3 s question", "follow-up (1 turn of history)", "6 s question", "screen question (1920x1080)")
+ALONE, AFTER = "3 s question", "3 s question right after the remark"
+REMARK, REMARK_FULL = "5 s remark, not addressed", "5 s remark, transcribed in full"
 
 
-def stage_rows(rows: list[dict[str, Any]]) -> dict[str, float | None]:
-    """Median ms of each stage over the requests of one kind."""
-    out: dict[str, float | None] = {}
-    for _, key in STAGES:
-        out[key] = median([r["timings"][key] for r in rows if key in r["timings"]])
-    first_sentence = []
-    for r in rows:
-        t = r["timings"]
-        if {"first_sentence", "first_token"} <= t.keys():
-            first_sentence.append(t["first_sentence"] - t["first_token"])
-    out["to_first_sentence"] = median(first_sentence)
-    out["synthesis"] = median([r["speak_start"]["synthesis_ms"] for r in rows if "synthesis_ms" in r["speak_start"]])
+def rows_of(results: list[dict[str, Any]], step: str) -> list[dict[str, Any]]:
+    return [r for r in results if r["step"] == step]
+
+
+def stage_ms(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Median ms of each stage over the requests of one kind (None where the version does not report it)."""
+    out: dict[str, float | None] = {
+        key: median([r["timings"][key] for r in rows if key in r["timings"]]) for _, key in STAGES
+    }
+    out["to_first_sentence"] = median(
+        [r["timings"]["first_sentence"] - r["timings"]["first_token"] for r in rows if "first_sentence" in r["timings"]]
+    )
     out["sentence_to_audio"] = median(
         [r["speak_start"]["after_first_sentence_ms"] for r in rows if "after_first_sentence_ms" in r["speak_start"]]
     )
+    out["synthesis"] = median([r["speak_start"]["synthesis_ms"] for r in rows if "synthesis_ms" in r["speak_start"]])
     out["total"] = median([r["end_to_first_audio_ms"] for r in rows if "end_to_first_audio_ms" in r])
+    out["unavoidable"] = median([u for r in rows if (u := unavoidable_ms(r)) is not None])
     return out
 
 
-def unavoidable(rows: list[dict[str, Any]]) -> dict[str, float] | None:
-    """The issue's sum: encoder + both prefills + transcript tokens + first-sentence tokens at the measured
-    ms/token + synthesis of the first sentence (medians over the requests)."""
-    parts = []
-    for r in rows:
-        t, tokens, start = r["timings"], r["tokens"], r["speak_start"]
-        need = ("transcript_encode", "transcript_prefill", "transcript_tokens", "answer_encode", "answer_prefill")
-        if not all(k in t for k in need) or "answer_tokens" not in t or "synthesis_ms" not in start:
-            continue
-        per_token = t["answer_tokens"] / max(1, tokens.get("answer_new", 1) - 1)
-        steps = max(0, tokens.get("answer_to_first_sentence", 1) - 1)
-        parts.append(sum(t[k] for k in need) + steps * per_token + start["synthesis_ms"])
-    return {"sum": statistics.median(parts)} if parts else None
+def unavoidable_ms(r: dict[str, Any]) -> float | None:
+    """The issue's sum of unavoidable parts for one request: encoder + both prefills + transcript tokens +
+    the first sentence's tokens at the measured ms/token + synthesis of the first sentence.
+
+    The ms/token of a voice answer is the transcript's (the same model, decoding greedily with nothing else
+    running): what the answer's own steps cost beyond that is overhead. A screen answer's is its own, up to
+    the first sentence (the VL model decodes nothing else)."""
+    t, tokens, start = r["timings"], r["tokens"], r["speak_start"]
+    need = ("transcript_encode", "transcript_prefill", "transcript_tokens", "answer_encode", "answer_prefill")
+    if not all(k in t for k in need) or "first_sentence" not in t or "synthesis_ms" not in start:
+        return None
+    steps = max(0, tokens.get("answer_to_first_sentence", 1) - 1)  # the first token comes with the prefill
+    if r["route"] == "screen":
+        per_token = (t["first_sentence"] - t["first_token"]) / max(1, steps)
+    else:
+        per_token = t["transcript_tokens"] / max(1, tokens.get("transcript_new", 1) - 1)
+    encode = t["answer_encode"] if r["route"] == "screen" else 0.0  # a voice answer's is cache bookkeeping
+    return sum(t[k] for k in need[:3]) + encode + t["answer_prefill"] + steps * per_token + start["synthesis_ms"]
+
+
+def cpu_of_remark(rows: list[dict[str, Any]]) -> float | None:
+    return median([r["cpu_s"] for r in rows if r["cpu_s"] is not None and r["ignored"] is not None])
 
 
 def render(run: dict[str, Any]) -> str:
     versions_ = run["versions"]
     labels = list(versions_)
-    steps = [s.label for session in SESSIONS for s in session.steps]
+    steps = [s.label for session in SESSIONS for s in session.steps if s.label != "5 s remark, then at once"]
+    m = run["machine"]
     lines = [
-        f"## Latency: end of speech → first spoken word, both full-size models ({run['machine']['date']})",
-        "",
-        f"Machine: {run['machine']['cpu']}, {run['machine']['cores']} cores. Full-size scripted Qwen2-Audio-7B and "
-        "Qwen2-VL-2B (INT4 defaults; `benchmarks/scripted_models.py`), heard through the PulseAudio virtual "
-        f"microphone; {run['repeats']} fresh services per session, medians. Speech lengths: "
+        f"Machine: {m['cpu']}, {m['cores']} cores. Full-size scripted Qwen2-Audio-7B and Qwen2-VL-2B (INT4 "
+        "defaults; `benchmarks/scripted_models.py`), spoken to through the PulseAudio virtual microphone; "
+        f"{run['repeats']} fresh services per session and version, alternated; medians. Speech: "
         + ", ".join(f"{k} {v:.1f} s" for k, v in run["speech_seconds"].items())
-        + ". End of speech is the endpointer's decision, `end_silence_ms` (700) after the last speech frame.",
+        + ". End of speech is the endpointer's decision, `end_silence_ms` (700) after the last speech frame;"
+        " first audio is when the first synthesised sentence starts playing.",
+        "",
+        "### End of speech → first audio",
         "",
         "| request | " + " | ".join(labels) + " |",
         "|---|" + "---|" * len(labels),
@@ -340,28 +356,65 @@ def render(run: dict[str, Any]) -> str:
     for step in steps:
         cells = []
         for label in labels:
-            rows = [r for r in versions_[label] if r["step"] == step]
+            rows = rows_of(versions_[label], step)
             if not rows:
                 cells.append("–")
-            elif rows[0]["ignored"] is not None or step.startswith("5 s remark, then"):
-                cpu = median([r["cpu_s"] for r in rows if r["cpu_s"] is not None])
-                tokens = median([r["transcript_tokens"] for r in rows if r["transcript_tokens"] is not None])
+            elif step == REMARK:
                 ignored = sum(r["ignored"] is not None for r in rows)
-                cells.append(f"ignored {ignored}/{len(rows)}; {fmt(tokens)} tokens; CPU {fmt(cpu, ' s', 2)}")
+                tokens = median([r["transcript_tokens"] for r in rows if r["transcript_tokens"] is not None])
+                cells.append(
+                    f"ignored {ignored}/{len(rows)}, {fmt(tokens)} tokens, CPU {fmt(cpu_of_remark(rows), ' s', 2)}"
+                )
             else:
                 total = median([r["end_to_first_audio_ms"] for r in rows if "end_to_first_audio_ms" in r])
                 ok = sum(r["said_as_scripted"] for r in rows)
-                cells.append(f"{fmt(total and total / 1000, ' s', 2)} ({ok}/{len(rows)} as scripted)")
+                cells.append(f"{fmt(total and total / 1000, ' s', 2)} ({ok}/{len(rows)} answered as scripted)")
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
-    lines += ["", f"Stages of {labels[0]}, ms (medians):", ""]
-    answered = [s for s in steps if not s.startswith("5 s remark")]
-    lines += ["| stage | " + " | ".join(answered) + " |", "|---|" + "---|" * len(answered)]
-    per_step = {s: stage_rows([r for r in versions_[labels[0]] if r["step"] == s]) for s in answered}
-    names = [*STAGES, ("answer tokens up to the first sentence", "to_first_sentence")]
-    names += [("synthesis of the first sentence", "synthesis"), ("first sentence → first audio", "sentence_to_audio")]
-    names += [("**end of speech → first audio**", "total")]
-    for title, key in names:
-        lines.append(f"| {title} | " + " | ".join(fmt(per_step[s].get(key)) for s in answered) + " |")
+    for label in labels:
+        per_step = {s: stage_ms(rows_of(versions_[label], s)) for s in ANSWERED}
+        if all(v["transcript_prefill"] is None for v in per_step.values()):
+            continue  # this version does not report its stages
+        lines += ["", f"### Stages, {label} (ms, medians)", ""]
+        lines += ["| stage | " + " | ".join(ANSWERED) + " |", "|---|" + "---|" * len(ANSWERED)]
+        names = [
+            *STAGES,
+            ("answer tokens after the first, up to the first sentence", "to_first_sentence"),
+            ("synthesis of the first sentence", "synthesis"),
+            ("first sentence → first audio", "sentence_to_audio"),
+            ("**end of speech → first audio**", "total"),
+            ("sum of the unavoidable parts", "unavoidable"),
+        ]
+        for title, key in names:
+            lines.append(f"| {title} | " + " | ".join(fmt(per_step[s].get(key)) for s in ANSWERED) + " |")
+    lines += ["", targets(versions_[CURRENT]) if CURRENT in versions_ else ""]
+    return "\n".join(lines) + "\n"
+
+
+def targets(results: list[dict[str, Any]]) -> str:
+    alone, after = stage_ms(rows_of(results, ALONE)), stage_ms(rows_of(results, AFTER))
+    remark = cpu_of_remark(rows_of(results, REMARK))
+    full = median([r["transcript_cpu_ms"] / 1000 for r in rows_of(results, REMARK_FULL) if r["transcript_cpu_ms"]])
+    lines = ["### Targets (this checkout)", "", "| measure | measured | target | met |", "|---|---|---|---|"]
+    if alone["total"] and alone["unavoidable"]:
+        ratio = alone["total"] / alone["unavoidable"]
+        lines.append(
+            f"| 3 s question: end of speech → first audio against the sum of its unavoidable parts | "
+            f"{alone['total'] / 1000:.2f} s / {alone['unavoidable'] / 1000:.2f} s = {ratio:.2f}x | ≤ 1.15x | "
+            f"{'yes' if ratio <= 1.15 else 'no'} |"
+        )
+    if remark is not None and full:
+        share = remark / full
+        lines.append(
+            f"| CPU of a 5 s remark not addressed (all the service's threads, from its first sound to its end) "
+            f"against a full transcript of it | {remark:.2f} s / {full:.2f} s = {100 * share:.0f}% | ≤ 25% | "
+            f"{'yes' if share <= 0.25 else 'no'} |"
+        )
+    if alone["total"] and after["total"]:
+        late = (after["total"] - alone["total"]) / 1000
+        lines.append(
+            f"| 3 s question right after the remark, later than alone | {late:+.2f} s ({after['total'] / 1000:.2f} "
+            f"against {alone['total'] / 1000:.2f} s) | ≤ +0.5 s | {'yes' if late <= 0.5 else 'no'} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -370,7 +423,7 @@ def render(run: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", type=Path, required=True, help="scripted models are built and kept here")
+    parser.add_argument("--workdir", type=Path, help="scripted models are built and kept here")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
         "--baseline", action="append", default=[], metavar="REF[:SESSIONS]", help="earlier code to compare"
@@ -378,11 +431,17 @@ def main() -> int:
     parser.add_argument("--sessions", nargs="*", default=[s.name for s in SESSIONS], help="which sessions to run")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the raw numbers to FILE")
+    parser.add_argument("--render", type=Path, metavar="FILE", help="only print the tables of an earlier --json")
     args = parser.parse_args()
+    if args.render:
+        print(render(json.loads(args.render.read_text())))
+        return 0
     sys.path.insert(0, str(ROOT / "tests"))  # the tests' OS facilities: PulseAudio virtual mic, espeak-ng speech
     from cli_runner import headless_env
     from facilities import pulse_virtual_mic, xvfb
 
+    if args.workdir is None:
+        parser.error("--workdir is required")
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.workdir.mkdir(parents=True, exist_ok=True)

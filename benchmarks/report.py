@@ -20,7 +20,12 @@ not disturb the next):
    the same IR, the bandwidth bound and PyTorch; skipped, with the reason, when the machine cannot
    hold it;
 7. the service's own costs (`service.py`): with tiny scripted models for its latencies, and, when the
-   7B exists, once more with both full-size models for the memory a user's machine needs.
+   7B exists, once more with both full-size models for the memory a user's machine needs;
+8. the wait a user feels (`latency.py`): the service on full-size scripted models (`scripted_models.py`:
+   the real shapes, saying a chosen transcript and answer), spoken to through the virtual microphone,
+   stage by stage from the end of speech to the first sound, against the issue's targets; and the
+   prefill of the service's own prompts against PyTorch on the same weights (`prefill.py`). Skipped, with
+   the reason, when the machine cannot hold the 7B.
 """
 
 from __future__ import annotations
@@ -235,6 +240,18 @@ def main() -> None:
             ],
             work / "service-full.log",
             full_service_raw,
+        )
+        sample_bandwidth()
+    if "systems" in seven_b:  # the scripted 7B needs what the random one needs
+        scripted = work / "scripted"
+        parts["Latency: end of speech to the first spoken word (`latency.py`)"] = run_part(
+            [str(HERE / "latency.py"), "--workdir", str(scripted), "--repeats", "2"],
+            work / "latency.log",
+            work / "latency.json",
+        )
+        sample_bandwidth()
+        parts["Prefill against PyTorch on the same weights (`prefill.py`)"] = run_part(
+            [str(HERE / "prefill.py"), "--workdir", str(scripted)], work / "prefill.log", work / "prefill.json"
         )
         sample_bandwidth()
     results = json.loads(raw.read_text()) if raw.exists() else {}
