@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from . import activation
+from . import service_manager
 from .commands import Runner, system_runner
 from .kinds import Kind, home_dir, target_path
 from .marker import Header, Ownership, add_header, ownership
@@ -139,7 +139,7 @@ def install(
         _write(path, add_header(body, kind.spec.comment, made_dirs), kind.spec.encoding)
         log.info("wrote %s", path)
         outcome.lines.append(f"wrote {path} ({kind.spec.description})")
-    outcome.lines.extend(activation.activate(kind, path, runner, changed=outcome.changed))
+    outcome.lines.extend(service_manager.activate(kind, path, runner, changed=outcome.changed))
     return outcome
 
 
@@ -163,13 +163,13 @@ def uninstall(
         outcome.lines.append(f"left alone: {path} (not written by 'assistant service install')")
         return outcome
     assert header is not None
-    outcome.lines.extend(activation.deactivate(kind, path, runner))
+    outcome.lines.extend(service_manager.deactivate(kind, path, runner))
     path.unlink()
     log.info("removed %s", path)
     outcome.changed = True
     edited = " (it had been edited since install)" if owner is Ownership.EDITED else ""
     outcome.lines.append(f"removed {path}{edited}")
-    outcome.lines.extend(activation.after_removal(kind, path, runner))
+    outcome.lines.extend(service_manager.after_removal(kind, path, runner))
     folder = path.parent
     for _ in range(header.made_dirs):
         try:
@@ -199,5 +199,5 @@ def status(kind: Kind, *, env: Mapping[str, str] | None = None, runner: Runner =
         return KindStatus(kind, path, "no", "no", "-")
     owner = _read(path, kind)[0]
     installed = {Ownership.OURS: "yes", Ownership.EDITED: "edited", Ownership.FOREIGN: "foreign file"}[owner]
-    state = activation.probe(kind, path, runner)
+    state = service_manager.probe(kind, path, runner)
     return KindStatus(kind, path, installed, state.enabled, state.running)
