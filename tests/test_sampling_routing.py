@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.models.sampling import SamplingSettings, _top_k, _top_p, apply_repetition_penalty, next_token
+from assistant.models.sampling import (
+    SamplingSettings,
+    _softmax,
+    _top_k,
+    _top_p,
+    apply_repetition_penalty,
+    candidate_probabilities,
+    next_token,
+)
 from assistant.models.transcript import guess_language, parse_transcript, split_clips
 from assistant.routing import RequestShape, Route, choose_route
 
@@ -124,3 +132,24 @@ def test_long_audio_is_split_not_cut():
     clips = split_clips(audio)
     assert [len(c) for c in clips] == [480000, 480000, 240000]
     assert np.array_equal(np.concatenate(clips), audio)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        SamplingSettings(True, 0.7, 0.5, 20, 1.1),  # Qwen2-Audio-7B-Instruct's own
+        SamplingSettings(True, 0.01, 0.001, 1, 1.0),  # Qwen2-VL-2B-Instruct's own
+        SamplingSettings(True, 1.0, 0.9, 0, 1.0),  # no top-k: the whole vocabulary
+    ],
+)
+def test_sampling_draws_from_the_distribution_over_the_whole_vocabulary(settings):
+    logits = 3 * np.random.default_rng(3).standard_normal(5000).astype(np.float32)
+    seen = [1, 2, 3, 40]
+    scores = apply_repetition_penalty(logits, seen, settings.repetition_penalty)
+    if settings.temperature != 1.0:
+        scores = scores / settings.temperature
+    whole = _softmax(_top_p(_top_k(scores, settings.top_k), settings.top_p).astype(np.float64))
+    ids, probs = candidate_probabilities(logits, seen, settings)
+    drawn = np.zeros_like(whole)
+    drawn[ids] = probs
+    np.testing.assert_allclose(drawn, whole, atol=1e-12)
