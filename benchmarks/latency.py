@@ -158,9 +158,9 @@ def settle(service: Service, since: int, step: Step, timeout: float) -> list[dic
 
 def run_session(version: Version, session: Session, env: dict, work: Path, pulse, wavs, models, timeout) -> None:
     config = write_config(work / f"{session.name}.toml", models, work / "ov-cache", session)
-    env = {**env, "PYTHONPATH": str(version.code)}  # its `assistant` package, not the installed one
     name = f"{version.label.replace(' ', '-')}-{session.name}"
-    with running_service(config, env, work, name) as service:
+    check_code(env, version)
+    with running_service(config, env, work, name, version.code) as service:
         service.wait_for(lambda ev: any(e["event"] == "warmed_up" for e in ev), 0, timeout, "warmed_up")
         time.sleep(1.0)
         pending: tuple[Step, int, float] | None = None
@@ -173,8 +173,10 @@ def run_session(version: Version, session: Session, env: dict, work: Path, pulse
                 pending = (step, since, cpu0)
                 continue
             if pending is not None:  # the step played at once before this one: both settle now
-                events = settle(service, pending[1], pending[0], timeout)
-                version.results.append(summarise(session, pending[0], service.events[pending[1] : since], None))
+                earlier = settle(service, pending[1], pending[0], timeout)
+                version.results.append(summarise(session, pending[0], earlier, None))
+                # This step's events come after the earlier utterance's decision (requests are answered in turn).
+                since = max(since, pending[1] + last_decision(earlier) + 1)
                 pending = None
             events = settle(service, since, step, timeout)
             cpu = cpu_seconds(service.proc.pid) - cpu0
@@ -183,9 +185,29 @@ def run_session(version: Version, session: Session, env: dict, work: Path, pulse
             time.sleep(0.8)  # past the speaking tail: the microphone counts again
 
 
+def last_decision(events: list[dict]) -> int:
+    """Index of the event that settled an utterance: its `ignored`, or its `answer`."""
+    return max(i for i, e in enumerate(events) if e["event"] in ("ignored", "answer"))
+
+
+def check_code(env: dict, version: Version) -> None:
+    """The service of a version runs that version's code (`python -m` started in its folder), else the
+    comparison would compare this checkout with itself."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import assistant; print(assistant.__file__)"],
+        env=env,
+        cwd=version.code,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not Path(found).resolve().is_relative_to(version.code.resolve()):
+        raise RuntimeError(f"{version.label}: `assistant` is imported from {found}, not from {version.code}")
+
+
 @contextlib.contextmanager
-def running_service(config: Path, env: dict, work: Path, name: str) -> Iterator[Service]:
-    service = Service(config, env, work / f"{name}.events.jsonl", work / f"{name}.log")
+def running_service(config: Path, env: dict, work: Path, name: str, code: Path) -> Iterator[Service]:
+    service = Service(config, env, work / f"{name}.events.jsonl", work / f"{name}.log", cwd=code)
     try:
         yield service
     finally:

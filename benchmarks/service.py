@@ -154,7 +154,7 @@ def write_config(path: Path, audio_dir: Path, vl_dir: Path, cache_dir: Path) -> 
 class Service:
     """`assistant run --no-tray --events FILE` in the background; its events read as they come."""
 
-    def __init__(self, config: Path, env: dict[str, str], events: Path, log: Path):
+    def __init__(self, config: Path, env: dict[str, str], events: Path, log: Path, cwd: Path | None = None):
         self.events_path = events
         self.events: list[dict] = []
         self._offset = 0
@@ -166,6 +166,7 @@ class Service:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=self._log,
+            cwd=cwd,  # `python -m` puts the working folder first on sys.path: it picks the `assistant` package
         )
         self.log_path = log
 
