@@ -1,5 +1,6 @@
 """Offline stand-ins for the real Qwen2-VL / Qwen2-Audio checkpoints: tokenizer, chat templates, random models
-(also laid out as the real hub folders are, and a Qwen2-Audio one scripted to say a given text).
+(also laid out as the real hub folders are), and scripted ones that say a chosen text: tiny for the tests, of
+the real sizes for the latency benchmark.
 
 Used by the tests, `assistant selftest` and the benchmarks, none of which may download weights. Importing
 this package is cheap: torch and transformers load only when a builder is first used.
