@@ -166,15 +166,21 @@ def test_a_new_picture_of_the_same_size_is_not_taken_from_the_cache(ov_vl, vl_to
     assert ov_vl.last_stats.reused_tokens < inputs["input_ids"].shape[1] - 1
 
 
-@pytest.mark.parametrize("hole_limit", [10_000, 0], ids=["holes", "compacted"])
+@pytest.mark.parametrize(
+    ("hole_limit", "compact_pairs"),
+    [(10_000, 10**9), (0, 10**9), (10_000, 0)],
+    ids=["holes", "compacted", "compacted at forward"],
+)
 def test_the_answer_after_a_transcript_of_its_clip_equals_pytorch_with_or_without_holes(
-    ov_audio, audio_torch, question, hole_limit, monkeypatch
+    ov_audio, audio_torch, question, hole_limit, compact_pairs, monkeypatch
 ):
     """The voice prompt shares the clip with the transcription prompt before it and then diverges: the
-    transcript's positions stay in the state, hidden by the attention mask (or are compacted away)."""
+    transcript's positions stay in the state, hidden by the attention mask (or are compacted away, when
+    cut or before the next forward)."""
     from assistant.models import engine
 
     monkeypatch.setattr(engine, "HOLE_LIMIT", hole_limit)
+    monkeypatch.setattr(engine, "COMPACT_PAIRS", compact_pairs)
     model, processor = audio_torch
     ov_audio.reset()
     asr = [{"type": "audio", "audio": question}, {"type": "text", "text": ASR_PROMPT}]
@@ -183,7 +189,7 @@ def test_the_answer_after_a_transcript_of_its_clip_equals_pytorch_with_or_withou
     expected = torch_generate(model, voice)
     assert ov_audio.generate(**voice, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist() == expected
     assert ov_audio.last_stats.reused_tokens > 0
-    assert (ov_audio.decoder.holes > 0) is (hole_limit > 0)
+    assert (ov_audio.decoder.holes > 0) is (hole_limit > 0 and compact_pairs > 0)
 
 
 def test_a_new_clip_of_the_same_length_is_not_taken_from_the_cache(ov_audio, audio_torch):
@@ -379,7 +385,7 @@ def test_warm_up_leaves_only_the_system_prompt_and_the_first_request_answers_as_
     inputs = audio_inputs(processor, [{"type": "audio", "audio": question}])
     warm_up_audio(ov_audio)
     prefix = int(np.argmax(inputs["input_ids"][0].numpy() == ov_audio.audio_token_id))
-    assert 0 < len(ov_audio.decoder.cached_keys) == prefix
+    assert 0 < len(ov_audio.decoder.cached_keys) == prefix and ov_audio.decoder.holes == 0
     assert ov_audio.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist() == torch_generate(
         model, inputs
     )

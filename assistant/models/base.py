@@ -190,9 +190,11 @@ class OVModelBase:
         return _like(input_ids, out)
 
     def reset(self, keep: int = 0) -> None:
-        """Forget the conversation held in the KV cache, all but its first `keep` tokens."""
+        """Forget the conversation held in the KV cache, all but its first `keep` tokens (compacted: this is
+        done between requests, where the copy costs nobody a wait)."""
         with self._lock:
             self.decoder.keep(keep)
+            self.decoder.compact()
 
 
 # Keyword options of generate() beyond transformers' (ignore_eos: always max_new_tokens, for benchmarks).

@@ -9,8 +9,10 @@ tokens: earlier images and audio are neither re-encoded nor re-attended from scr
 
 A prompt that shares only a prefix with the state (the voice answer after the transcript of the same
 clip) does not cut the state back: copying it out and in costs ~0.4 s on the 7B at 160 tokens. The
-positions after the prefix stay in the state as holes that the attention mask hides, until holes make up
-more than HOLE_LIMIT positions and the state is compacted once.
+positions after the prefix stay in the state as holes that the attention mask hides. Hidden positions
+still cost attention (the CPU plugin computes them, then masks them): 511 of them made a 524-token
+Qwen2-VL prefill 1.9 s slower here. So a long prompt after many holes compacts the state first (see
+COMPACT_PAIRS), as does a state with more than HOLE_LIMIT of them.
 """
 
 from __future__ import annotations
@@ -77,6 +79,10 @@ class GenerationStats:
 
 # Hidden positions the state may hold before it is compacted (see the module docstring).
 HOLE_LIMIT = 1024
+# Compact before a forward when hidden positions x new positions exceed this: a voice answer's 9 tokens
+# after the 38 of its transcript keep their holes (copying the 7B's state costs 0.3-0.9 s), a 524-token
+# screenshot prompt after 511 hidden positions does not (copying the 2B's costs ~0.05 s).
+COMPACT_PAIRS = 50_000
 
 
 class StatefulDecoder:
@@ -116,10 +122,12 @@ class StatefulDecoder:
         self._live[last + 1 :] = [False] * (len(self._live) - last - 1)
         del self.cached_keys[n:]
         if self.holes > HOLE_LIMIT:
-            self._compact()
+            self.compact()
 
-    def _compact(self) -> None:
-        """Copy the live positions into a state without holes."""
+    def compact(self) -> None:
+        """Copy the live positions into a state without holes (nothing to do when there are none)."""
+        if not self.holes:
+            return
         import openvino as ov
 
         live = np.flatnonzero(self._live)
@@ -129,6 +137,8 @@ class StatefulDecoder:
 
     def forward(self, embeds: np.ndarray, position_ids: np.ndarray, keys: Sequence[Hashable]) -> np.ndarray:
         """Run `embeds` (positions with `keys`) after the cached ones; return the last position's logits."""
+        if self.holes * embeds.shape[1] > COMPACT_PAIRS:
+            self.compact()
         self._live.extend([True] * embeds.shape[1])
         self.request.infer(
             {
