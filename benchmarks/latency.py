@@ -408,14 +408,21 @@ def render(run: dict[str, Any]) -> str:
         ]
         for title, key in names:
             lines.append(f"| {title} | " + " | ".join(fmt(per_step[s].get(key)) for s in ANSWERED) + " |")
-    lines += ["", targets(versions_[CURRENT]) if CURRENT in versions_ else ""]
+    lines += ["", targets(versions_) if CURRENT in versions_ else ""]
     return "\n".join(lines) + "\n"
 
 
-def targets(results: list[dict[str, Any]]) -> str:
+def targets(versions_: dict[str, list[dict[str, Any]]]) -> str:
+    results = versions_[CURRENT]
     alone, after = stage_ms(rows_of(results, ALONE)), stage_ms(rows_of(results, AFTER))
     remark = cpu_of_remark(rows_of(results, REMARK))
     full = median([r["transcript_cpu_ms"] / 1000 for r in rows_of(results, REMARK_FULL) if r["transcript_cpu_ms"]])
+    # A version that transcribed the remark in full in wake-phrase mode: its CPU was measured the same way.
+    whole = {
+        label: cpu_of_remark(rows_of(rows, REMARK))
+        for label, rows in versions_.items()
+        if rows_of(rows, REMARK) and all(not r["stopped_early"] for r in rows_of(rows, REMARK))
+    }
     lines = ["### Targets (this checkout)", "", "| measure | measured | target | met |", "|---|---|---|---|"]
     if alone["total"] and alone["unavoidable"]:
         ratio = alone["total"] / alone["unavoidable"]
@@ -428,14 +435,23 @@ def targets(results: list[dict[str, Any]]) -> str:
         share = remark / full
         lines.append(
             f"| CPU of a 5 s remark not addressed (all the service's threads, from its first sound to its end) "
-            f"against a full transcript of it | {remark:.2f} s / {full:.2f} s = {100 * share:.0f}% | ≤ 25% | "
-            f"{'yes' if share <= 0.25 else 'no'} |"
+            f"against a full transcript of it (the same remark in the long session, its transcript's CPU) | "
+            f"{remark:.2f} s / {full:.2f} s = {100 * share:.0f}% | ≤ 25% | {'yes' if share <= 0.25 else 'no'} |"
         )
+    for label, cpu in whole.items():
+        if remark is not None and cpu:
+            share = remark / cpu
+            lines.append(
+                f"| … against the remark transcribed in full in wake-phrase mode by {label} (measured the same way) "
+                f"| {remark:.2f} s / {cpu:.2f} s = {100 * share:.0f}% | ≤ 25% | {'yes' if share <= 0.25 else 'no'} |"
+            )
     if alone["total"] and after["total"]:
         late = (after["total"] - alone["total"]) / 1000
+        waited = after["end_to_model_call"] or 0.0
         lines.append(
             f"| 3 s question right after the remark, later than alone | {late:+.2f} s ({after['total'] / 1000:.2f} "
-            f"against {alone['total'] / 1000:.2f} s) | ≤ +0.5 s | {'yes' if late <= 0.5 else 'no'} |"
+            f"against {alone['total'] / 1000:.2f} s; it waited {waited:.1f} ms for the model, alone "
+            f"{alone['end_to_model_call'] or 0.0:.1f} ms) | ≤ +0.5 s | {'yes' if late <= 0.5 else 'no'} |"
         )
     return "\n".join(lines) + "\n"
 
