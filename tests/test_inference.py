@@ -167,12 +167,12 @@ def test_a_new_picture_of_the_same_size_is_not_taken_from_the_cache(ov_vl, vl_to
 
 
 @pytest.mark.parametrize(
-    ("hole_limit", "compact_pairs"),
+    ("hole_limit", "compact_prompt"),
     [(10_000, 10**9), (0, 10**9), (10_000, 0)],
     ids=["holes", "compacted", "compacted at forward"],
 )
 def test_the_answer_after_a_transcript_of_its_clip_equals_pytorch_with_or_without_holes(
-    ov_audio, audio_torch, question, hole_limit, compact_pairs, monkeypatch
+    ov_audio, audio_torch, question, hole_limit, compact_prompt, monkeypatch
 ):
     """The voice prompt shares the clip with the transcription prompt before it and then diverges: the
     transcript's positions stay in the state, hidden by the attention mask (or are compacted away, when
@@ -180,7 +180,7 @@ def test_the_answer_after_a_transcript_of_its_clip_equals_pytorch_with_or_withou
     from assistant.models import engine
 
     monkeypatch.setattr(engine, "HOLE_LIMIT", hole_limit)
-    monkeypatch.setattr(engine, "COMPACT_PAIRS", compact_pairs)
+    monkeypatch.setattr(engine, "COMPACT_PROMPT", compact_prompt)
     model, processor = audio_torch
     ov_audio.reset()
     asr = [{"type": "audio", "audio": question}, {"type": "text", "text": ASR_PROMPT}]
@@ -189,7 +189,7 @@ def test_the_answer_after_a_transcript_of_its_clip_equals_pytorch_with_or_withou
     expected = torch_generate(model, voice)
     assert ov_audio.generate(**voice, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist() == expected
     assert ov_audio.last_stats.reused_tokens > 0
-    assert (ov_audio.decoder.holes > 0) is (hole_limit > 0 and compact_pairs > 0)
+    assert (ov_audio.decoder.holes > 0) is (hole_limit > 0 and compact_prompt > 0)
 
 
 def test_a_new_clip_of_the_same_length_is_not_taken_from_the_cache(ov_audio, audio_torch):

@@ -9,10 +9,11 @@ tokens: earlier images and audio are neither re-encoded nor re-attended from scr
 
 A prompt that shares only a prefix with the state (the voice answer after the transcript of the same
 clip) does not cut the state back: copying it out and in costs ~0.4 s on the 7B at 160 tokens. The
-positions after the prefix stay in the state as holes that the attention mask hides. Hidden positions
-still cost attention (the CPU plugin computes them, then masks them): 511 of them made a 524-token
-Qwen2-VL prefill 1.9 s slower here. So a long prompt after many holes compacts the state first (see
-COMPACT_PAIRS), as does a state with more than HOLE_LIMIT of them.
+positions after the prefix stay in the state as holes that the attention mask hides. A mask with holes
+makes the CPU plugin's prefill much slower, though: 511 of them made a 524-token Qwen2-VL prefill 7.1 s
+instead of 5.2, ~60 made the 7B's 113-token transcription prefill 5.0 s instead of 3.7. So a forward of
+more than COMPACT_PROMPT positions compacts the state first; short ones (a voice answer's prompt after
+its transcript, every new token) keep the holes, as long as there are at most HOLE_LIMIT of them.
 """
 
 from __future__ import annotations
@@ -79,10 +80,10 @@ class GenerationStats:
 
 # Hidden positions the state may hold before it is compacted (see the module docstring).
 HOLE_LIMIT = 1024
-# Compact before a forward when hidden positions x new positions exceed this: a voice answer's 9 tokens
-# after the 38 of its transcript keep their holes (copying the 7B's state costs 0.3-0.9 s), a 524-token
-# screenshot prompt after 511 hidden positions does not (copying the 2B's costs ~0.05 s).
-COMPACT_PAIRS = 50_000
+# A forward of more positions than this compacts a state with holes first (see the module docstring): a
+# voice answer's prompt (9 tokens after its transcript's 38 hidden ones) keeps them, saving the copy of the
+# 7B's state (0.3-0.9 s); a transcription or screenshot prompt does not.
+COMPACT_PROMPT = 16
 
 
 class StatefulDecoder:
@@ -137,7 +138,7 @@ class StatefulDecoder:
 
     def forward(self, embeds: np.ndarray, position_ids: np.ndarray, keys: Sequence[Hashable]) -> np.ndarray:
         """Run `embeds` (positions with `keys`) after the cached ones; return the last position's logits."""
-        if self.holes * embeds.shape[1] > COMPACT_PAIRS:
+        if self.holes and embeds.shape[1] > COMPACT_PROMPT:
             self.compact()
         self._live.extend([True] * embeds.shape[1])
         self.request.infer(
