@@ -43,7 +43,7 @@ from typing import Any
 
 from scripted_models import ANSWER, HEARD, SCREEN_ANSWER, ensure_models  # this folder is on sys.path
 
-from service import SAMPLE_RATE, Service, machine, progress, silence_into
+from service import SAMPLE_RATE, Service, machine, progress, running, silence_into
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,7 +160,7 @@ def run_session(version: Version, session: Session, env: dict, work: Path, pulse
     config = write_config(work / f"{session.name}.toml", models, work / "ov-cache", session)
     name = f"{version.label.replace(' ', '-')}-{session.name}"
     check_code(env, version)
-    with running_service(config, env, work, name, version.code) as service:
+    with running(config, env, work, name, version.code) as service:
         service.wait_for(lambda ev: any(e["event"] == "warmed_up" for e in ev), 0, timeout, "warmed_up")
         time.sleep(1.0)
         pending: tuple[Step, int, float] | None = None
@@ -203,15 +203,6 @@ def check_code(env: dict, version: Version) -> None:
     ).stdout.strip()
     if not Path(found).resolve().is_relative_to(version.code.resolve()):
         raise RuntimeError(f"{version.label}: `assistant` is imported from {found}, not from {version.code}")
-
-
-@contextlib.contextmanager
-def running_service(config: Path, env: dict, work: Path, name: str, code: Path) -> Iterator[Service]:
-    service = Service(config, env, work / f"{name}.events.jsonl", work / f"{name}.log", cwd=code)
-    try:
-        yield service
-    finally:
-        service.stop()
 
 
 def summarise(session: Session, step: Step, events: list[dict], cpu_s: float | None) -> dict[str, Any]:

@@ -218,8 +218,8 @@ class Service:
 
 
 @contextlib.contextmanager
-def running(config: Path, env: dict[str, str], work: Path, name: str) -> Iterator[Service]:
-    service = Service(config, env, work / f"{name}.events.jsonl", work / f"{name}.log")
+def running(config: Path, env: dict[str, str], work: Path, name: str, cwd: Path | None = None) -> Iterator[Service]:
+    service = Service(config, env, work / f"{name}.events.jsonl", work / f"{name}.log", cwd=cwd)
     try:
         yield service
     finally:
