@@ -81,8 +81,7 @@ def candidate_probabilities(
         scores = scores / settings.temperature
     ids = np.arange(scores.size)
     if 0 < settings.top_k < scores.size:
-        threshold = np.partition(scores, -settings.top_k)[-settings.top_k]
-        ids = np.flatnonzero(scores >= threshold)
+        ids = np.flatnonzero(_top_k(scores, settings.top_k) > -np.inf)
         scores = scores[ids]
     probs = _softmax(_top_p(scores, settings.top_p).astype(np.float64))
     return ids, probs
