@@ -79,8 +79,7 @@ class HeadCheck:
     """What the head of an utterance says, heard while the utterance went on (see HEAD_CHECK_S)."""
 
     transcript: Transcript
-    ms: float
-    cpu_ms: float
+    timings: Timings
     seconds: float  # of speech checked
 
 
@@ -366,16 +365,7 @@ class AssistantService:
         only_wake = self.activation.only_wake_phrase_counts(utterance.start, request.while_speaking)
         keep_going = self.activation.may_be_addressed if only_wake else None
         heard = await self._in_thread(self._transcribe, clip, limit, request.endpoint_at, timings, keep_going)
-        self.events.emit(
-            "transcript",
-            at(),
-            text=heard.text,
-            language=heard.language,
-            ms=round(timings.ms["transcribe"], 1),
-            cpu_ms=round(timings.ms["transcript_cpu"], 1),
-            tokens=heard.tokens,
-            stopped_early=heard.stopped_early,
-        )
+        self._transcript_event(at, heard, timings)
         decision = self.activation.decide(heard.text, at=utterance.start)
         if request.while_speaking:
             if decision.reason != "wake_phrase":
@@ -409,29 +399,30 @@ class AssistantService:
             return False
         if not self.activation.only_wake_phrase_counts(request.utterance.start, request.while_speaking):
             return False
+        self._transcript_event(at, head.transcript, head.timings, head_s=round(head.seconds, 2))
+        self.events.emit("ignored", at(), reason="no wake phrase")
+        return True
+
+    def _transcript_event(self, at: Callable[[], float], heard: Transcript, timings: Timings, **extra: Any) -> None:
         self.events.emit(
             "transcript",
             at(),
-            text=head.transcript.text,
-            language=head.transcript.language,
-            ms=round(head.ms, 1),
-            cpu_ms=round(head.cpu_ms, 1),
-            tokens=head.transcript.tokens,
-            stopped_early=True,
-            head_s=round(head.seconds, 2),
+            text=heard.text,
+            language=heard.language,
+            ms=round(timings.ms["transcribe"], 1),
+            cpu_ms=round(timings.ms["transcript_cpu"], 1),
+            tokens=heard.tokens,
+            stopped_early=heard.stopped_early,
+            **extra,
         )
-        self.events.emit("ignored", at(), reason="no wake phrase")
-        return True
 
     # -- model calls (worker threads) ----------------------------------------------------------
 
     def _check_head(self, clip: np.ndarray, seconds: float) -> HeadCheck:
-        called, cpu = time.perf_counter(), time.process_time()
-        inputs = self.conversation.transcription_inputs(self.audio_model.preprocessor, clip)
-        heard = self.audio_model.transcribe_prompt(
-            inputs, max_new_tokens=WAKE_CHECK_TOKENS, keep_going=self.activation.may_be_addressed
-        )
-        return HeadCheck(heard, 1000 * (time.perf_counter() - called), 1000 * (time.process_time() - cpu), seconds)
+        timings = Timings()
+        keep_going = self.activation.may_be_addressed
+        heard = self._transcribe(clip, WAKE_CHECK_TOKENS, time.perf_counter(), timings, keep_going)
+        return HeadCheck(heard, timings, seconds)
 
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a model call in a daemon thread: shutting down never waits for a long prefill."""
