@@ -152,6 +152,14 @@ def test_speech_not_for_the_assistant_is_recognised_after_a_few_words(settings, 
     assert not activation.decide(transcript, at=0.0).accepted
 
 
+@pytest.mark.parametrize("head", ["Hey ass.", "Hey, assis.", "hey assist", "Ok, as", "Um, hey."])
+def test_a_wake_phrase_clipped_by_the_head_check_still_may_be_addressed(settings, head):
+    """The head check hears the first HEAD_CHECK_S of speech: a wake phrase cut there, even with the model's
+    final period, must not end the utterance as unaddressed."""
+    activation = Activation("wake_phrase", settings.activation.wake_phrases, 8.0)
+    assert activation.may_be_addressed(head)
+
+
 def test_a_lone_filler_is_no_wake_phrase():
     assert match_prefix("um", "hey assistant") is None  # used to raise IndexError
     assert may_start_with("um", "hey assistant") and not may_start_with("um", "hey assistant", final=True)
