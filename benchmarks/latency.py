@@ -44,7 +44,7 @@ from typing import Any
 
 from scripted_models import ANSWER, HEARD, SCREEN_ANSWER, ensure_models  # this folder is on sys.path
 
-from service import SAMPLE_RATE, Service, machine, progress, running, silence_into
+from service import SAMPLE_RATE, Service, machine, memory, progress, running, silence_into
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -188,6 +188,7 @@ def run_session(version: Version, session: Session, env: dict, work: Path, pulse
             version.results.append(summarise(session, step, events, cpu))
             progress(f"  {version.label} / {session.name} / {step.label}: {brief(version.results[-1])}")
             time.sleep(0.8)  # past the speaking tail: the microphone counts again
+        version.results[-1]["memory_after_session"] = memory(service.proc.pid)
 
 
 def last_decision(events: list[dict]) -> int:
@@ -305,6 +306,7 @@ STAGES = (
 )
 ANSWERED = ("3 s question", "follow-up (1 turn of history)", "6 s question", "screen question (1920x1080)")
 ALONE, AFTER = "3 s question", "3 s question right after the remark"
+MEMORY_KEYS = ("rss_mib", "anon_mib", "file_mib")
 REMARK, REMARK_FULL = "5 s remark, not addressed", "5 s remark, transcribed in full"
 
 
@@ -404,6 +406,12 @@ def render(run: dict[str, Any]) -> str:
         ]
         for title, key in names:
             lines.append(f"| {title} | " + " | ".join(fmt(per_step[s].get(key)) for s in ANSWERED) + " |")
+    lines += ["", "### The service's memory at the end of a session (MiB, medians)", ""]
+    lines += ["| version | RSS | anonymous | mapped files |", "|---|---|---|---|"]
+    for label in labels:
+        seen = [r["memory_after_session"] for r in versions_[label] if "memory_after_session" in r]
+        cells = [fmt(median([m.get(key) for m in seen if m.get(key) is not None])) for key in MEMORY_KEYS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", targets(versions_) if CURRENT in versions_ else ""]
     return "\n".join(lines) + "\n"
 

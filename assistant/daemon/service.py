@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -287,8 +288,8 @@ class AssistantService:
     async def _answer_requests(self) -> None:
         if self.settings.runtime.warm_up:
             try:
-                ms = await self._in_thread(self._warm_up)
-                self.events.emit("warmed_up", self.clock(), ms=round(ms, 1))
+                ms, released = await self._in_thread(self._warm_up)
+                self.events.emit("warmed_up", self.clock(), ms=round(ms, 1), released_bytes=released)
             except Exception as exc:  # a failed warm-up only costs the first answer some speed
                 log.warning("warm-up failed: %s", exc)
         while True:
@@ -309,6 +310,8 @@ class AssistantService:
             finally:
                 self._update(thinking=False)
                 self._requests.task_done()
+            if not self.settings.runtime.warm_up:  # the first requests are the ones that pack the weights
+                await self._in_thread(self._release_mapped_weights)
 
     def _request_time(self, request: Request) -> Callable[[], float]:
         if self.file_mode and request.utterance is not None:
@@ -444,7 +447,8 @@ class AssistantService:
         thread.start()
         return await future
 
-    def _warm_up(self) -> float:
+    def _warm_up(self) -> tuple[float, int]:
+        """Run each model once (ms), then release the mapped weights files (bytes)."""
         from ..models.warmup import warm_up_audio, warm_up_vision
 
         started = time.perf_counter()
@@ -453,7 +457,17 @@ class AssistantService:
             warm_up_vision(self.vl_model, self.settings.screen.max_pixels, SCREEN_QUESTION)
         if self.speaker is not None:
             self.speaker.warm_up()
-        return 1000 * (time.perf_counter() - started)
+        ms = 1000 * (time.perf_counter() - started)
+        return ms, self._release_mapped_weights()
+
+    def _release_mapped_weights(self) -> int:
+        """Once every sub-model has run, its weights are in the CPU plugin's own memory: the mapped files'
+        pages are a second copy (see models/mapped_weights.py)."""
+        from ..models.mapped_weights import release_mapped_weights
+
+        folders = [getattr(m, "model_dir", None) for m in (self.audio_model, self.vl_model)]
+        folders.append(self.settings.runtime.cache_dir)
+        return release_mapped_weights([Path(f) for f in folders if f is not None])
 
     def _transcribe(
         self,
