@@ -225,8 +225,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # Before the microphone, the input file and any slow import or model load: without converted models
     # (a fresh install) the user learns at once, in one line, which command converts them.
     vl_problem = check_model_folders(settings.models.audio_dir, settings.models.vl_dir, explicit_config_file(settings))
-    if vl_problem is not None:
+    if not settings.screen.enabled:
+        log.info("screen questions are off ([screen] enabled = false): the Qwen2-VL model is not loaded")
+    elif vl_problem is not None:
         log.warning("screen questions are off: %s", vl_problem)
+    with_vl = settings.screen.enabled and vl_problem is None
+    # Also before anything is loaded: models that cannot fit are refused now, not killed mid-answer.
+    from .memory_check import check_memory_before_start
+
+    check_memory_before_start(settings, with_vl)
 
     from .audio.sources import FileSource, MicrophoneSource
     from .daemon.events import EventLog
@@ -244,7 +251,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     runtime = RuntimeOptions.from_settings(settings.runtime)
     audio_model = OVQwen2AudioModel(settings.models.audio_dir, device=settings.runtime.device, runtime=runtime)
     vl_model = None
-    if vl_problem is None:
+    if with_vl:
         vl_model = OVQwen2VLModel(settings.models.vl_dir, device=settings.runtime.device, runtime=runtime)
     stream = None
     if args.events == "-":

@@ -81,6 +81,7 @@ class RoutingSettings:
 
 @dataclass(frozen=True)
 class ScreenSettings:
+    enabled: bool
     max_pixels: int = field(metadata=_range(28 * 28 * 4, 3840 * 2160))
     monitor: str | int = field(metadata={"pattern": r"(pointer|all)", "hint": '"pointer", "all" or a monitor number'})
     save_dir: Path | None

@@ -260,18 +260,27 @@ def check_models(settings: Settings) -> tuple[list[Finding], int]:
     return findings, needed
 
 
-def check_memory(needed: int) -> list[Finding]:
-    import psutil
+def check_memory(settings: Settings, needed: int) -> list[Finding]:
+    """The configured models' need (from their manifests, as `assistant run` works it out) against this
+    machine's memory; `needed` is the rough figure for models not converted yet."""
+    from .memory_check import memory_fit, way_out
+    from .system_memory import available_memory, memory_limit
 
-    memory = psutil.virtual_memory()
-    detail = (
-        f"{memory.available / GIB:.1f} GiB free of {memory.total / GIB:.1f} GiB; "
-        f"both models need ~{needed / GIB:.1f} GiB"
-    )
-    if memory.total < needed:
-        return [Finding("memory", Status.PROBLEM, detail, "this machine has too little RAM for both models")]
-    if memory.available < needed:
-        return [Finding("memory", Status.PROBLEM, detail, "close other programs to free memory")]
+    with_vl = settings.screen.enabled
+    fit = memory_fit(settings, with_vl)
+    if fit is None:
+        limit, source = memory_limit()
+        available = available_memory()
+        detail = f"{available / GIB:.1f} GiB free of {limit / GIB:.1f} GiB; the models need ~{needed / GIB:.1f} GiB"
+        impossible, tight = needed > limit, needed > available
+    else:
+        limit, source, available = fit.limit, fit.limit_source, fit.available
+        detail = f"{available / GIB:.1f} GiB free of {limit / GIB:.1f} GiB ({source}); {fit.summary()}"
+        impossible, tight = fit.impossible, fit.tight
+    if impossible:
+        return [Finding("memory", Status.PROBLEM, detail, f"{source} is too small: try {way_out(settings, with_vl)}")]
+    if tight:
+        return [Finding("memory", Status.PROBLEM, detail, f"too little is free now: try {way_out(settings, with_vl)}")]
     return [_ok("memory", detail)]
 
 
@@ -295,5 +304,5 @@ def run_checks(settings: Settings) -> list[Finding]:
             findings.append(Finding(getattr(step, "__name__", "check"), Status.PROBLEM, f"check crashed: {exc}"))
     model_findings, needed = check_models(settings)
     findings.extend(model_findings)
-    findings.extend(check_memory(needed))
+    findings.extend(check_memory(settings, needed))
     return findings

@@ -25,7 +25,9 @@ not disturb the next):
    the real shapes, saying a chosen transcript and answer), spoken to through the virtual microphone,
    stage by stage from the end of speech to the first sound, against the issue's targets; and the
    prefill of the service's own prompts against PyTorch on the same weights (`prefill.py`). Skipped, with
-   the reason, when the machine cannot hold the 7B.
+   the reason, when the machine cannot hold the 7B;
+9. where the memory goes (`memory.py`): each full-size scripted model alone and both, step by step, with
+   the mapped weights files released at the end and the same prompts timed before and after.
 """
 
 from __future__ import annotations
@@ -252,6 +254,10 @@ def main() -> None:
         sample_bandwidth()
         parts["Prefill against PyTorch on the same weights (`prefill.py`)"] = run_part(
             [str(HERE / "prefill.py"), "--workdir", str(scripted)], work / "prefill.log", work / "prefill.json"
+        )
+        sample_bandwidth()
+        parts["Memory: where it goes with both full-size models (`memory.py`)"] = run_part(
+            [str(HERE / "memory.py"), "--workdir", str(scripted)], work / "memory.log", work / "memory.json"
         )
         sample_bandwidth()
     results = json.loads(raw.read_text()) if raw.exists() else {}

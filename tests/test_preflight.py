@@ -10,11 +10,11 @@ from assistant.errors import UsageError
 from assistant.models.convert.preflight import (
     GIB,
     ConversionNeeds,
-    _room,
     check_room,
     estimate_needs,
     parameter_count,
 )
+from assistant.system_memory import _room
 
 # The real checkpoints' safetensors, in bytes (bf16): Qwen2-Audio-7B-Instruct 8.40B and Qwen2-VL-2B-Instruct
 # 2.21B parameters.

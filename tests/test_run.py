@@ -15,7 +15,7 @@ import pytest
 import soundfile
 
 from cli_runner import headless_env, run_cli
-from facilities import pulse_virtual_mic
+from facilities import memory_cgroup, pulse_virtual_mic
 from speech import SAMPLE_RATE, spoken
 
 pytestmark = pytest.mark.slow
@@ -231,3 +231,47 @@ def test_systemd_readiness_is_sent_once_the_models_are_loaded(files, tmp_path):
         server.close()
     assert result.returncode == 0, result.stderr
     assert "READY=1" in messages[0] and "STOPPING=1" in messages[1]
+
+
+def test_in_a_memory_cgroup_too_small_it_refuses_at_start_and_in_one_big_enough_it_answers(files):
+    """The models' need (worked out from their manifests, ~0.37 GiB for the tiny ones) against the memory
+    cgroup's limit, as a systemd slice or a container sets it: 300 MiB is refused before anything is
+    loaded, in one line naming the need; in 1 GiB both questions are answered, nobody OOM-killed."""
+    command = ["run", "--config", str(files["config"]()), "--input", str(files["root"] / "two-questions.wav")]
+    command += ["--events", "-", "--exit-at-end", "--no-tray"]
+    env = headless_env(files["root"])
+    with memory_cgroup(300 << 20) as cgroup:
+        started = time.monotonic()
+        result = subprocess.run(
+            cgroup.wrap([sys.executable, "-m", "assistant", *command]), env=env, capture_output=True, text=True
+        )
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "the models need ~0.4 GiB of memory" in lines[0] and "memory cgroup's limit is 0.3 GiB" in lines[0]
+    assert "[screen] enabled = false" in lines[0]
+    assert "listening" not in result.stdout  # refused before the models were loaded
+    assert time.monotonic() - started < 30
+    with memory_cgroup(1 << 30) as cgroup:
+        result = subprocess.run(
+            cgroup.wrap([sys.executable, "-m", "assistant", *command]),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    assert result.returncode == 0, result.stderr
+    assert [e["event"] for e in events_of(result.stdout)].count("answer") == 2
+
+
+def test_with_the_screen_off_the_vl_model_is_not_needed(files, tmp_path):
+    """`[screen] enabled = false` (the way out of too little memory): no Qwen2-VL folder is looked for or
+    loaded, and nobody is warned about it."""
+    config = tmp_path / "config.toml"
+    text = files["config"]().read_text().replace(f'vl_dir = "{files["vl_dir"]}"', f'vl_dir = "{tmp_path / "no-vl"}"')
+    config.write_text(text + "[screen]\nenabled = false\n")
+    result = run_file(files, config)
+    assert result.returncode == 0, result.stderr
+    assert not [line for line in result.stderr.splitlines() if "WARNING" in line], result.stderr
+    assert "no-vl" not in result.stderr
+    assert [e["event"] for e in events_of(result.stdout)].count("answer") == 2

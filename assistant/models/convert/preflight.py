@@ -14,16 +14,14 @@ The estimates come from conversions measured on this project's machines (README,
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from ...errors import UsageError
+from ...system_memory import available_memory
 from .hub import size_text
 
 log = logging.getLogger(__name__)
@@ -76,63 +74,6 @@ def free_disk(path: Path) -> tuple[int, int]:
     """(free bytes, device id) of the file system that `path` is, or will be, on."""
     existing = _existing_parent(path)
     return shutil.disk_usage(existing).free, os.stat(existing).st_dev
-
-
-def available_memory() -> int:
-    """Memory this conversion can use: what this process holds, plus available RAM and free swap, within
-    the limit of this process's cgroup (a systemd slice's MemoryMax, a container's limit)."""
-    own = psutil.Process().memory_info().rss
-    available = psutil.virtual_memory().available + psutil.swap_memory().free
-    cgroup = _cgroup_room()
-    if cgroup is None:
-        return own + available
-    limit, room = cgroup
-    return min(limit, own + min(available, room))
-
-
-def _cgroup_room() -> tuple[int, int] | None:
-    """(limit, room left) of this process's cgroup memory (v2 or v1), None when unlimited."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if controllers == "":  # cgroup v2
-            base = Path("/sys/fs/cgroup") / path.lstrip("/")
-            room = _room(base / "memory.max", base / "memory.current", base / "memory.stat", "inactive_file")
-        elif "memory" in controllers.split(","):
-            base = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
-            room = _room(
-                base / "memory.limit_in_bytes",
-                base / "memory.usage_in_bytes",
-                base / "memory.stat",
-                "total_inactive_file",
-            )
-        else:
-            continue
-        if room is not None:
-            return room
-    return None
-
-
-def _room(limit_file: Path, usage_file: Path, stat_file: Path, reclaimable_key: str) -> tuple[int, int] | None:
-    """Limit less usage; the usage counts page cache, of which the inactive part is given back on demand."""
-    try:
-        limit_text = limit_file.read_text().strip()
-        if limit_text == "max" or int(limit_text) >= 1 << 60:  # v1 writes "no limit" as a huge number
-            return None
-        usage = int(usage_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    reclaimable = 0
-    with contextlib.suppress(OSError, ValueError):
-        for line in stat_file.read_text().splitlines():
-            key, _, value = line.partition(" ")
-            if key == reclaimable_key:
-                reclaimable = int(value)
-    limit = int(limit_text)
-    return limit, max(0, limit - usage + reclaimable)
 
 
 def check_room(needs: ConversionNeeds, what: str, hub_cache: Path | None, output: Path) -> None:

@@ -1,0 +1,109 @@
+"""The memory the models need, worked out from manifests and configs (pure), against the figures
+benchmarks/memory.py measured with the full-size models; and how `run` acts on it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from assistant import memory_check
+from assistant.config import load_settings
+from assistant.errors import UsageError
+from assistant.models.manifest import Manifest, SubModel
+from assistant.models.memory_needs import GIB, kv_cache_bytes, longest_prompt, model_need, service_need
+
+# The full-size scripted folders' sub-model files (bytes) and configs, as `assistant convert` wrote them.
+AUDIO_FILES = {
+    "text_embeddings": 1_278_214_148,
+    "audio_encoder": 1_272_944_810,
+    "audio_projection": 10_485_760,
+    "language_model": 3_016_365_669,
+}
+VL_FILES = {
+    "text_embeddings": 466_747_396,
+    "image_embedding": 3_010_616,
+    "image_embedding_merger": 1_326_453_930,
+    "language_model": 688_380_653,
+}
+AUDIO_CONFIG = {"text_config": {"num_hidden_layers": 32, "num_attention_heads": 32, "hidden_size": 4096}}
+VL_CONFIG = {
+    "num_hidden_layers": 28,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 2,
+    "hidden_size": 1536,
+    "vision_config": {"embed_dim": 1280},
+}
+
+
+def folder_with(tmp_path: Path, kind: str, files: dict[str, int], config: dict) -> tuple[Path, Manifest]:
+    folder = tmp_path / kind
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    subs = tuple(SubModel(name, f"{name}.xml", f"{name}.bin", size) for name, size in files.items())
+    compression = {"language_model": {"mode": "int4_asym", "group_size": 128}, "encoders": "fp16"}
+    return folder, Manifest(kind, "test", None, compression, subs)  # type: ignore[arg-type]
+
+
+def test_the_kv_cache_is_u8_with_a_scale_and_zero_point_per_position_and_head():
+    # 7B: 32 layers x K and V x 32 heads x (128 + 8) bytes a position
+    assert kv_cache_bytes(AUDIO_CONFIG, 1) == 2 * 32 * 32 * 136
+    assert kv_cache_bytes(VL_CONFIG, 1) == 2 * 28 * 2 * 136  # grouped-query attention: 2 KV heads
+
+
+def test_the_need_matches_what_the_full_size_models_took(tmp_path):
+    """benchmarks/memory.py, AVX2-only CPU (f16 encoders widened): anonymous memory at a 605-position
+    transcription 7.38 GiB for the 7B alone, 4.05 GiB for the 2B at the pixel cap; 5.2/2.3 GiB of weights."""
+    audio_dir, audio = folder_with(tmp_path, "qwen2-audio", AUDIO_FILES, AUDIO_CONFIG)
+    vl_dir, vl = folder_with(tmp_path, "qwen2-vl", VL_FILES, VL_CONFIG)
+    common = {"history_turns": 4, "max_new_tokens": 256, "max_pixels": 401408}
+    audio_need = model_need(audio_dir, audio, widens_f16=True, **common)
+    at_605 = (
+        audio_need.total - audio_need.parts["Qwen2-Audio KV cache (5230 positions)"] + kv_cache_bytes(AUDIO_CONFIG, 605)
+    )
+    assert 7.38 * 0.95 <= at_605 / GIB <= 7.38 * 1.05
+    vl_need = model_need(vl_dir, vl, widens_f16=True, **common)
+    assert 4.05 * 0.95 <= vl_need.total / GIB <= 4.05 * 1.08
+    # With bf16 in the CPU the encoders keep their f16 size.
+    assert model_need(audio_dir, audio, widens_f16=False, **common).total < audio_need.total - GIB
+    both = service_need([audio_need, vl_need])
+    assert both.total == audio_need.total + vl_need.total + both.parts["Python, OpenVINO, tokenizers, threads"]
+
+
+def test_the_longest_prompt_is_the_history_and_a_30_s_clip_or_the_screenshot_at_the_cap():
+    assert longest_prompt("qwen2-audio", history_turns=4, max_new_tokens=256, max_pixels=0) == 5 * 790 + 5 * 256
+    assert longest_prompt("qwen2-vl", history_turns=4, max_new_tokens=256, max_pixels=401408) == 512 + 80 + 256
+
+
+def fit(need_gib: float, limit_gib: float, available_gib: float) -> memory_check.MemoryFit:
+    from assistant.models.memory_needs import MemoryNeed
+
+    need = MemoryNeed({"Qwen2-Audio weights": int(need_gib * GIB)})
+    return memory_check.MemoryFit(need, int(limit_gib * GIB), "its memory cgroup's limit", int(available_gib * GIB))
+
+
+def test_a_need_beyond_the_limit_is_refused_in_one_line_with_the_way_out(monkeypatch):
+    settings = load_settings()
+    monkeypatch.setattr(memory_check, "memory_fit", lambda *a: fit(9.6, 8.0, 7.0))
+    with pytest.raises(UsageError) as caught:
+        memory_check.check_memory_before_start(settings, with_vl=True)
+    line = str(caught.value)
+    assert "\n" not in line
+    assert "the models need ~9.6 GiB" in line and "memory cgroup's limit is 8.0 GiB" in line
+    assert "[screen] max_pixels" in line and "[screen] enabled = false" in line and 'device = "GPU"' in line
+
+
+def test_a_need_beyond_what_is_free_now_is_a_warning(monkeypatch, caplog):
+    settings = load_settings()
+    monkeypatch.setattr(memory_check, "memory_fit", lambda *a: fit(9.6, 16.0, 7.0))
+    with caplog.at_level(logging.WARNING, logger="assistant"):
+        memory_check.check_memory_before_start(settings, with_vl=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "only 7.0 GiB is free now" in warnings[0]
+    assert "[screen]" not in warnings[0]  # the screen model is not loaded: no way out through it
+    monkeypatch.setattr(memory_check, "memory_fit", lambda *a: fit(6.0, 16.0, 7.0))
+    caplog.clear()
+    memory_check.check_memory_before_start(settings, with_vl=True)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
