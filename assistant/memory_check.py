@@ -68,10 +68,7 @@ def memory_fit(settings: Settings, with_vl: bool) -> MemoryFit | None:
     for kind, folder in folders:
         try:
             manifest = read_manifest(folder, kind)  # type: ignore[arg-type]
-        except InvalidModelFolder:
-            return None
-        needs.append(
-            model_need(
+            need = model_need(
                 folder,
                 manifest,
                 widens_f16=widens,
@@ -79,7 +76,9 @@ def memory_fit(settings: Settings, with_vl: bool) -> MemoryFit | None:
                 max_new_tokens=settings.generation.max_new_tokens,
                 max_pixels=settings.screen.max_pixels,
             )
-        )
+        except (InvalidModelFolder, OSError, ValueError, KeyError):  # its own error comes first; no estimate
+            return None
+        needs.append(need)
     limit, source = memory_limit()
     return MemoryFit(service_need(needs), limit, source, available_memory())
 
