@@ -128,16 +128,15 @@ def group_of(path: str, named: dict[str, list[Path]]) -> str:
 
 
 def kv_bytes(model, positions: int) -> int:
-    """What `positions` positions of the language model's KV cache take in the CPU plugin's precision
-    (u8 by default, with a scale and a zero point per position and head; f16/bf16/f32 when so compiled).
-    Worked out, not read: reading the state tensors would allocate an f32 copy of them."""
-    text = model.text_config()
-    layers, heads = int(text["num_hidden_layers"]), int(text.get("num_key_value_heads") or text["num_attention_heads"])
-    head_dim = int(text.get("head_dim") or int(text["hidden_size"]) // int(text["num_attention_heads"]))
-    precision = model._compiled["language_model"].get_property("KV_CACHE_PRECISION")
-    size = {"u8": 1, "f16": 2, "bf16": 2}.get(precision.get_type_name(), 4)
-    per_head = head_dim * size + (8 if size == 1 else 0)  # u8: f32 scale and zero point
-    return 2 * layers * heads * per_head * positions
+    """What `positions` positions of the language model's KV cache take: `memory_needs.kv_cache_bytes`, whose
+    u8 precision is checked on the compiled model (worked out, not read: reading the state tensors would
+    allocate an f32 copy of them)."""
+    from assistant.models.memory_needs import kv_cache_bytes
+
+    precision = model._compiled["language_model"].get_property("KV_CACHE_PRECISION").get_type_name()
+    if precision != "u8":
+        raise SystemExit(f"the KV cache is {precision}, not the u8 memory_needs.py works out")
+    return kv_cache_bytes(model.config, positions)
 
 
 def measure(kinds: tuple[str, ...], folders: dict[str, Path], cache: Path) -> dict[str, Any]:
@@ -235,7 +234,7 @@ def measure(kinds: tuple[str, ...], folders: dict[str, Path], cache: Path) -> di
     for model in models.values():
         model.reset()
     snap("reset")
-    longest = {"audio": service_longest_audio_positions(pre["audio"]) if "audio" in models else None}
+    longest = {"audio": service_longest_audio_positions(settings) if "audio" in models else None}
     kv_longest = {k: kv_bytes(models[k], n) for k, n in longest.items() if n}
     return {
         "steps": steps,
@@ -246,20 +245,17 @@ def measure(kinds: tuple[str, ...], folders: dict[str, Path], cache: Path) -> di
     }
 
 
-def service_longest_audio_positions(pre) -> int:
-    """Prompt positions of the longest transcription the service sends: HISTORY_TURNS turns of 30 s clips
-    with their answers, then a 30 s clip, plus the transcript's token budget."""
-    import numpy as np
+def service_longest_audio_positions(settings) -> int:
+    """Prompt positions of the longest transcription the service sends (`memory_needs.longest_prompt`)."""
+    from assistant.daemon.conversation import HISTORY_TURNS
+    from assistant.models.memory_needs import longest_prompt
 
-    from assistant.daemon.conversation import HISTORY_TURNS, Conversation
-    from assistant.models.transcript import transcript_token_budget
-
-    clip = np.zeros(30 * 16000, np.float32)
-    conversation = Conversation()
-    for _ in range(HISTORY_TURNS):
-        conversation.remember(clip, "Lima is the city you mean. " * 8)  # ~80 tokens: a long answer
-    ids = conversation.transcription_inputs(pre, clip)["input_ids"]
-    return int(ids.shape[1]) + transcript_token_budget(30.0)
+    return longest_prompt(
+        "qwen2-audio",
+        history_turns=HISTORY_TURNS,
+        max_new_tokens=settings.generation.max_new_tokens,
+        max_pixels=settings.screen.max_pixels,
+    )
 
 
 def weights_on_disk(folders: dict[str, Path], kinds: tuple[str, ...]) -> dict[str, dict[str, int]]:
@@ -376,7 +372,7 @@ def breakdown(result: dict[str, Any]) -> list[tuple[str, float | None]]:
         ("anonymous memory still held after reset", anon("reset")),
         (
             f"KV cache at the service's longest audio prompt ({result['service_longest_positions'].get('audio')} "
-            "positions: 4 turns of 30 s history + a 30 s clip), worked out",
+            "positions: 4 turns of 30 s history and answers + a 30 s clip), worked out",
             result["kv_at_service_longest"].get("audio"),
         ),
     ]
