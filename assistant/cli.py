@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="int4",
         help="language-model weights (default: int4)",
     )
+    convert.add_argument(
+        "--encoder-weights",
+        choices=["int8", "fp16"],
+        default="int8",
+        help="audio/vision encoders and the embedding table (default: int8, half the memory of fp16)",
+    )
     convert.add_argument("--group-size", type=int, default=128, metavar="N", help="INT4 group size (default: 128)")
     convert.add_argument("--ratio", type=float, default=1.0, metavar="R", help="share of INT4 layers (default: 1.0)")
     convert.add_argument("--sym", action="store_true", help="symmetric INT4 instead of asymmetric")
@@ -364,6 +370,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             source,
             out,
             compression,
+            encoder_weights=args.encoder_weights,
             full_precision=args.weights == "f32",
             force=args.force,
             progress=lambda message, target=target: print(f"[convert {target}] {message}", file=sys.stderr, flush=True),

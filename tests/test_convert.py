@@ -221,7 +221,8 @@ def test_int4_conversion_stores_4bit_weights_and_runs(tiny_qwen2audio_dir, tmp_p
     assert types.get("u4", 0) >= 7 * 2  # 7 projection matrices per decoder layer, 2 layers
     assert result.manifest.compression["language_model"] == {"group_size": 16, "mode": "int4_asym", "ratio": 1.0}
     assert result.manifest.compression["traced_from"] == "bf16"
-    assert "f16" in _weight_types(out / "openvino_audio_encoder_model.xml")
+    assert result.manifest.compression["encoders"] == "int8"
+    assert "u8" in _weight_types(out / "openvino_audio_encoder_model.xml")
     request = ov.Core().compile_model(lm, "CPU").create_infer_request()
     hidden = ov.Core().read_model(lm).input("inputs_embeds").get_partial_shape()[2].get_length()
     logits = request.infer(
@@ -233,6 +234,29 @@ def test_int4_conversion_stores_4bit_weights_and_runs(tiny_qwen2audio_dir, tmp_p
         }
     )["logits"]
     assert np.isfinite(logits).all() and logits.std() > 0
+
+
+def test_the_int8_embedding_table_gathers_the_checkpoints_rows(tiny_qwen2audio_dir, audio_torch, tmp_path):
+    """By default the table is stored as INT8 rows (the CPU plugin then gathers from the mapped file, where
+    it widens a 16-bit table to an f32 copy): each row within the rounding of 8 bits of the checkpoint's."""
+    result = convert_qwen2audio_model(tiny_qwen2audio_dir, tmp_path / "audio", None)
+    table = tmp_path / "audio" / "openvino_text_embeddings_model.xml"
+    assert result.manifest.compression["encoders"] == "int8"
+    rows = audio_torch[0].get_input_embeddings().weight
+    assert "u8" in _weight_types(table) and "bf16" not in _weight_types(table)
+    assert table.with_suffix(".bin").stat().st_size < 0.6 * rows.numel() * 2  # a byte a weight, not two
+    ids = np.array([[0, 5, 17, 42, 99]])
+    got = compiled(table.parent, table.name)({"input_ids": ids})["inputs_embeds"]
+    want = rows[torch.from_numpy(ids)].float().detach().numpy()
+    row_range = want.max(axis=-1, keepdims=True) - want.min(axis=-1, keepdims=True)
+    assert np.abs(got - want).max() <= (row_range / 255).max()  # half a step of 8 bits, and the scale's f16
+
+
+def test_fp16_encoder_weights_are_kept_on_request(tiny_qwen2vl_dir, tmp_path):
+    result = convert_qwen2vl_model(tiny_qwen2vl_dir, tmp_path / "vl", None, encoder_weights="fp16")
+    assert result.manifest.compression["encoders"] == "fp16"
+    assert "f16" in _weight_types(tmp_path / "vl" / "openvino_vision_embeddings_merger_model.xml")
+    assert "u8" not in _weight_types(tmp_path / "vl" / "openvino_vision_embeddings_merger_model.xml")
 
 
 def _head_weight_type(xml) -> str:

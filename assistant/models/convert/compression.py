@@ -92,6 +92,27 @@ def check_group_size(config: dict[str, Any], compression: dict[str, Any] | None)
         )
 
 
+def widen_embedding_tables(model):
+    """Read every 16-bit embedding table through a Convert to f32, in place; returns the model.
+
+    The table is exported as the checkpoint holds it (bf16: it may be tied to the output head), and a
+    Gather straight from a bf16 constant is not a weight NNCF compresses. Through the Convert it is: INT8
+    rows with a scale each, which the CPU plugin gathers from the mapped file without a copy (a bf16
+    table is widened to an f32 copy on a CPU without bf16: 2.4 GiB for Qwen2-Audio-7B's).
+    """
+    import openvino as ov
+    from openvino import opset13
+
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "Gather":
+            continue
+        table = op.input_value(0)
+        if table.get_node().get_type_name() == "Constant" and table.get_element_type() in (ov.Type.bf16, ov.Type.f16):
+            op.input(0).replace_source_output(opset13.convert(table, ov.Type.f32).output(0))
+    model.validate_nodes_and_infer_types()
+    return model
+
+
 def compress_weights(model, config: dict[str, Any] | None):
     """Apply NNCF to an OpenVINO model (returns it unchanged for None)."""
     if config is None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import AssistantError, UsageError
-from .compression import compress_weights
+from .compression import compress_weights, widen_embedding_tables
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,8 @@ def _export_encoder_like(model, spec, staging: Path, encoder_weights: str) -> No
     if encoder_weights == "int8":
         import nncf
 
+        if spec.role == "embeddings":
+            ov_model = widen_embedding_tables(ov_model)
         ov_model = compress_weights(ov_model, {"mode": nncf.CompressWeightsMode.INT8_ASYM})
     ov.save_model(ov_model, staging / spec.filename, compress_to_fp16=encoder_weights == "fp16")
     del ov_model

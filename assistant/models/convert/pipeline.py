@@ -27,11 +27,12 @@ from .source import check_model_type, fetch_checkpoint, locate_checkpoint, sourc
 log = logging.getLogger(__name__)
 
 # Bump when the exported graphs change, so an old conversion is not taken for a current one.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: INT8 encoders and embedding table by default
 
 EncoderWeights = Literal["fp16", "int8", "f32"]
-# Encoders and the embedding table: FP16 weights (see README, "Conversion", for the measurement).
-DEFAULT_ENCODER_WEIGHTS: EncoderWeights = "fp16"
+# Encoders and the embedding table: INT8 weights. The CPU plugin keeps them compressed, where it widens
+# f16 ones to f32 on a CPU without bf16 (RESULTS.md, "Memory"; benchmarks/README.md, "Conversion").
+DEFAULT_ENCODER_WEIGHTS: EncoderWeights = "int8"
 
 Progress = Callable[[str], None]
 
