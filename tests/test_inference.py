@@ -398,3 +398,32 @@ def test_warm_up_leaves_only_the_system_prompt_and_the_first_request_answers_as_
         model, inputs
     )
     assert ov_vl.last_stats.reused_tokens > 0
+
+
+def test_the_kv_cache_precision_keeps_greedy_output_identical(vl_f32, audio_f32, vl_torch, audio_torch, question):
+    """Each model's KV cache precision (Qwen2-Audio's u8, with a scale and zero point per position and head;
+    Qwen2-VL's bf16: u8 and f16 changed its tiny model's tokens after 12-29 of them) against an f32 cache,
+    both computing in f32: the same greedy tokens over two voice turns and an image question."""
+    audio_processor, vl_processor = audio_torch[1], vl_torch[1]
+    first = audio_inputs(audio_processor, [{"type": "audio", "audio": question}])
+    follow_up = [{"type": "audio", "audio": spoken("And of Chile?", seconds=1.5)}]
+    said = {}
+    for name, config in (("own", {"INFERENCE_PRECISION_HINT": "f32"}), ("f32", EXACT)):
+        audio, vl = OVQwen2AudioModel(audio_f32, ov_config=config), OVQwen2VLModel(vl_f32, ov_config=config)
+        for model, own in ((audio, "u8"), (vl, "bf16")):
+            precision = model._compiled["language_model"].get_property("KV_CACHE_PRECISION").get_type_name()
+            assert precision == (own if name == "own" else "f32")
+        answer = audio.generate(**first, max_new_tokens=3 * NEW_TOKENS, do_sample=False)[0].tolist()
+        text = audio_processor.tokenizer.decode(answer[first["input_ids"].shape[1] :], skip_special_tokens=True)
+        history = [
+            {"role": "user", "content": [{"type": "audio", "audio": question}]},
+            {"role": "assistant", "content": text},
+        ]
+        again = audio.generate(
+            **audio_inputs(audio_processor, follow_up, history=history), max_new_tokens=36, do_sample=False
+        )
+        images = [
+            vl.generate(**vl_inputs(vl_processor, VL_CASES[c]), max_new_tokens=36, do_sample=False) for c in VL_CASES
+        ]
+        said[name] = (answer, again[0].tolist(), [seen[0].tolist() for seen in images])
+    assert said["own"] == said["f32"]
