@@ -277,10 +277,11 @@ def check_memory(settings: Settings, needed: int) -> list[Finding]:
         limit, source, available = fit.limit, fit.limit_source, fit.available
         detail = f"{available / GIB:.1f} GiB free of {limit / GIB:.1f} GiB ({source}); {fit.summary()}"
         impossible, tight = fit.impossible, fit.tight
+    ways = way_out(settings, with_vl, fit.fp16_encoders if fit else ())
     if impossible:
-        return [Finding("memory", Status.PROBLEM, detail, f"{source} is too small: try {way_out(settings, with_vl)}")]
+        return [Finding("memory", Status.PROBLEM, detail, f"{source} is too small: try {ways}")]
     if tight:
-        return [Finding("memory", Status.PROBLEM, detail, f"too little is free now: try {way_out(settings, with_vl)}")]
+        return [Finding("memory", Status.PROBLEM, detail, f"too little is free now: try {ways}")]
     return [_ok("memory", detail)]
 
 

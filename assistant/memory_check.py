@@ -23,6 +23,7 @@ class MemoryFit:
     limit: int  # the most this process could have
     limit_source: str
     available: int  # what it can have now
+    fp16_encoders: tuple[str, ...] = ()  # "audio"/"vl": converted with 16-bit encoders, which take 2-4x the room
 
     @property
     def impossible(self) -> bool:
@@ -38,8 +39,11 @@ class MemoryFit:
         return f"the models need ~{self.need.total / GIB:.1f} GiB of memory ({parts} GiB)"
 
 
-def way_out(settings: Settings, with_vl: bool) -> str:
+def way_out(settings: Settings, with_vl: bool, fp16_encoders: tuple[str, ...] = ()) -> str:
     ways = []
+    if fp16_encoders:
+        target = fp16_encoders[0] if len(fp16_encoders) == 1 else "all"
+        ways.append(f"converting again with INT8 encoders (assistant convert {target} --force)")
     if with_vl:
         ways += [
             f"a smaller [screen] max_pixels (now {settings.screen.max_pixels})",
@@ -64,7 +68,7 @@ def memory_fit(settings: Settings, with_vl: bool) -> MemoryFit | None:
     if with_vl:
         folders.append(("qwen2-vl", settings.models.vl_dir))
     widens = cpu_widens_f16()
-    needs = []
+    needs, fp16_encoders = [], []
     for kind, folder in folders:
         try:
             manifest = read_manifest(folder, kind)  # type: ignore[arg-type]
@@ -79,8 +83,10 @@ def memory_fit(settings: Settings, with_vl: bool) -> MemoryFit | None:
         except (InvalidModelFolder, OSError, ValueError, KeyError):  # its own error comes first; no estimate
             return None
         needs.append(need)
+        if manifest.compression.get("encoders") == "fp16":
+            fp16_encoders.append("audio" if kind == "qwen2-audio" else "vl")
     limit, source = memory_limit()
-    return MemoryFit(service_need(needs), limit, source, available_memory())
+    return MemoryFit(service_need(needs), limit, source, available_memory(), tuple(fp16_encoders))
 
 
 def check_memory_before_start(settings: Settings, with_vl: bool) -> None:
@@ -90,12 +96,13 @@ def check_memory_before_start(settings: Settings, with_vl: bool) -> None:
         return
     if fit.impossible:
         raise UsageError(
-            f"{fit.summary()}, but {fit.limit_source} is {fit.limit / GIB:.1f} GiB; try {way_out(settings, with_vl)}"
+            f"{fit.summary()}, but {fit.limit_source} is {fit.limit / GIB:.1f} GiB; "
+            f"try {way_out(settings, with_vl, fit.fp16_encoders)}"
         )
     if fit.tight:
         log.warning(
             "%s, but only %.1f GiB is free now: answers may be slow or the service killed; try %s",
             fit.summary(),
             fit.available / GIB,
-            way_out(settings, with_vl),
+            way_out(settings, with_vl, fit.fp16_encoders),
         )

@@ -77,11 +77,12 @@ def test_the_longest_prompt_is_the_history_and_a_30_s_clip_or_the_screenshot_at_
     assert longest_prompt("qwen2-vl", history_turns=4, max_new_tokens=256, max_pixels=401408) == 512 + 80 + 256
 
 
-def fit(need_gib: float, limit_gib: float, available_gib: float) -> memory_check.MemoryFit:
+def fit(need_gib: float, limit_gib: float, available_gib: float, fp16_encoders=()) -> memory_check.MemoryFit:
     from assistant.models.memory_needs import MemoryNeed
 
     need = MemoryNeed({"Qwen2-Audio weights": int(need_gib * GIB)})
-    return memory_check.MemoryFit(need, int(limit_gib * GIB), "its memory cgroup's limit", int(available_gib * GIB))
+    limit, available = int(limit_gib * GIB), int(available_gib * GIB)
+    return memory_check.MemoryFit(need, limit, "its memory cgroup's limit", available, fp16_encoders)
 
 
 def test_a_need_beyond_the_limit_is_refused_in_one_line_with_the_way_out(monkeypatch):
@@ -93,6 +94,13 @@ def test_a_need_beyond_the_limit_is_refused_in_one_line_with_the_way_out(monkeyp
     assert "\n" not in line
     assert "the models need ~9.6 GiB" in line and "memory cgroup's limit is 8.0 GiB" in line
     assert "[screen] max_pixels" in line and "[screen] enabled = false" in line and 'device = "GPU"' in line
+    assert "convert" not in line  # the folders have INT8 encoders already
+
+
+def test_a_folder_with_fp16_encoders_is_told_to_convert_again(monkeypatch):
+    monkeypatch.setattr(memory_check, "memory_fit", lambda *a: fit(12.8, 9.0, 9.0, ("audio", "vl")))
+    with pytest.raises(UsageError, match=r"converting again with INT8 encoders \(assistant convert all --force\)"):
+        memory_check.check_memory_before_start(load_settings(), with_vl=True)
 
 
 def test_a_need_beyond_what_is_free_now_is_a_warning(monkeypatch, caplog):
