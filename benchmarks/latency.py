@@ -21,9 +21,15 @@ transcript prefill, transcript tokens, routing, answer inputs, encoder, prefill,
 sentence, synthesis, and end of speech -> first audio; and the CPU time (all threads) the remark costs.
 `--baseline REF` runs the same sessions on earlier code (a git worktree of REF, alternated with this
 checkout's) so each change is measured side by side; older code lacks some stage figures, but end of
-speech -> first audio is reconstructed from the events every version writes.
+speech -> first audio is reconstructed from the events every version writes. `--baseline-models` gives
+the baselines the folders their code converted, `--other-models` runs this checkout on other folders, and
+`--memory-limit 9` runs this checkout a second time in a 9 GiB memory cgroup (its peak, the times the
+limit was reached and OOM kills are reported), after starting it once in a cgroup of half that, which it
+must refuse at start in one line.
 
     python benchmarks/latency.py --workdir /tmp/bench [--repeats 3] [--baseline 3cab61c] [--json FILE]
+    python benchmarks/latency.py --workdir /tmp/bench --sessions voice screen --memory-limit 9 \
+        --baseline 933a746 --baseline-models /tmp/old/audio-7b-scripted,/tmp/old/vl-2b-scripted
 """
 
 from __future__ import annotations
@@ -101,6 +107,8 @@ class Version:
     code: Path  # the folder whose `assistant` package runs
     results: list[dict[str, Any]] = field(default_factory=list)
     sessions: tuple[str, ...] | None = None  # the sessions it runs (None: all)
+    models: dict | None = None  # other model folders than the scripted ones ({"audio": {"folder": ...}, ...})
+    memory_limit: int | None = None  # bytes: the service runs in a memory cgroup of this limit
 
 
 # -- the sessions ------------------------------------------------------------------------------------
@@ -162,33 +170,67 @@ def settle(service: Service, since: int, step: Step, timeout: float) -> list[dic
 
 
 def run_session(version: Version, session: Session, env: dict, work: Path, pulse, wavs, models, timeout) -> None:
-    config = write_config(work / f"{session.name}.toml", models, work / "ov-cache", session)
+    config = write_config(work / f"{session.name}.toml", version.models or models, work / "ov-cache", session)
     name = f"{version.label.replace(' ', '-')}-{session.name}"
     check_code(env, version)
-    with running(config, env, work, name, version.code) as service:
-        service.wait_for(lambda ev: any(e["event"] == "warmed_up" for e in ev), 0, timeout, "warmed_up")
-        time.sleep(1.0)
-        pending: tuple[Step, int, float] | None = None
-        for step in session.steps:
-            since, cpu0 = len(service.events), cpu_seconds(service.proc.pid)
-            if step.push_to_talk:
-                service.proc.send_signal(signal.SIGUSR1)
-            pulse.play_into_microphone(wavs[step.speech][0])
-            if step.then_at_once:
-                pending = (step, since, cpu0)
-                continue
-            if pending is not None:  # the step played at once before this one: both settle now
-                earlier = settle(service, pending[1], pending[0], timeout)
-                version.results.append(summarise(session, pending[0], earlier, None))
-                # This step's events come after the earlier utterance's decision (requests are answered in turn).
-                since = max(since, pending[1] + last_decision(earlier) + 1)
-                pending = None
-            events = settle(service, since, step, timeout)
-            cpu = cpu_seconds(service.proc.pid) - cpu0
-            version.results.append(summarise(session, step, events, cpu))
-            progress(f"  {version.label} / {session.name} / {step.label}: {brief(version.results[-1])}")
-            time.sleep(0.8)  # past the speaking tail: the microphone counts again
+    from facilities import memory_cgroup  # the tests' folder is on sys.path (main)
+
+    with contextlib.ExitStack() as stack:
+        group = stack.enter_context(memory_cgroup(version.memory_limit)) if version.memory_limit else None
+        service = stack.enter_context(running(config, env, work, name, version.code, group.wrap if group else None))
+        _run_steps(version, session, service, pulse, wavs, timeout)
         version.results[-1]["memory_after_session"] = memory(service.proc.pid)
+        if group is not None:
+            version.results[-1]["cgroup"] = group.figures()
+
+
+def _run_steps(version: Version, session: Session, service: Service, pulse, wavs, timeout) -> None:
+    """Warm-up, then the session's steps in turn; each request's figures go to the version's results."""
+    service.wait_for(lambda ev: any(e["event"] == "warmed_up" for e in ev), 0, timeout, "warmed_up")
+    time.sleep(1.0)
+    pending: tuple[Step, int, float] | None = None
+    for step in session.steps:
+        since, cpu0 = len(service.events), cpu_seconds(service.proc.pid)
+        if step.push_to_talk:
+            service.proc.send_signal(signal.SIGUSR1)
+        pulse.play_into_microphone(wavs[step.speech][0])
+        if step.then_at_once:
+            pending = (step, since, cpu0)
+            continue
+        if pending is not None:  # the step played at once before this one: both settle now
+            earlier = settle(service, pending[1], pending[0], timeout)
+            version.results.append(summarise(session, pending[0], earlier, None))
+            # This step's events come after the earlier utterance's decision (requests are answered in turn).
+            since = max(since, pending[1] + last_decision(earlier) + 1)
+            pending = None
+        events = settle(service, since, step, timeout)
+        cpu = cpu_seconds(service.proc.pid) - cpu0
+        version.results.append(summarise(session, step, events, cpu))
+        progress(f"  {version.label} / {session.name} / {step.label}: {brief(version.results[-1])}")
+        time.sleep(0.8)  # past the speaking tail: the microphone counts again
+
+
+def refused_at_start(env: dict, work: Path, models: dict, limit: int, timeout: float) -> dict[str, Any]:
+    """The service started in a memory cgroup too small for both models: how it ends, and how soon."""
+    from facilities import memory_cgroup
+
+    config = write_config(work / "refused.toml", models, work / "ov-cache", SESSIONS[0])
+    command = [sys.executable, "-m", "assistant", "run", "--config", str(config), "--no-tray"]
+    with memory_cgroup(limit) as group:
+        started = time.monotonic()
+        done = subprocess.run(
+            group.wrap(command), env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        figures = group.figures()
+    lines = done.stderr.strip().splitlines()
+    return {
+        "limit_gib": round(limit / 2**30, 2),
+        "exit_code": done.returncode,
+        "seconds": round(time.monotonic() - started, 2),
+        "stderr_lines": len(lines),
+        "last_line": lines[-1] if lines else "",
+        "cgroup": figures,
+    }
 
 
 def last_decision(events: list[dict]) -> int:
@@ -258,10 +300,26 @@ def brief(result: dict[str, Any]) -> str:
 # -- versions --------------------------------------------------------------------------------------
 
 
+def model_folders(given: str) -> dict:
+    """`AUDIO_DIR,VL_DIR` as the models record names them."""
+    audio, _, vl = given.partition(",")
+    if not (audio and vl):
+        raise SystemExit(f"model folders are given as AUDIO_DIR,VL_DIR, not {given!r}")
+    return {"audio": {"folder": audio}, "vl": {"folder": vl}}
+
+
+def other_models(given: str) -> Version:
+    """`LABEL=AUDIO_DIR,VL_DIR`: this checkout on other model folders."""
+    label, _, folders = given.partition("=")
+    if not label:
+        raise SystemExit(f"--other-models wants LABEL=AUDIO_DIR,VL_DIR, not {given!r}")
+    return Version(label, ROOT, models=model_folders(folders))
+
+
 @contextlib.contextmanager
-def versions(refs: list[str], work: Path) -> Iterator[list[Version]]:
+def versions(refs: list[str], work: Path, models: dict | None = None) -> Iterator[list[Version]]:
     """This checkout, and a git worktree of each baseline ref (removed at the end); "REF:a,b" runs only
-    sessions a and b on it."""
+    sessions a and b on it. The baselines run on `models` when given (the folders their code converted)."""
     made: list[Path] = []
     out = [Version(CURRENT, ROOT)]
     try:
@@ -273,7 +331,7 @@ def versions(refs: list[str], work: Path) -> Iterator[list[Version]]:
             commit = subprocess.run(
                 ["git", "-C", str(folder), "log", "-1", "--format=%h %s"], capture_output=True, text=True, check=True
             ).stdout.strip()
-            out.append(Version(f"baseline {ref}", folder, [], tuple(only.split(",")) if only else None))
+            out.append(Version(f"baseline {ref}", folder, [], tuple(only.split(",")) if only else None, models))
             progress(f"baseline {ref}: {commit[:100]}")
         yield out
     finally:
@@ -303,6 +361,7 @@ STAGES = (
     ("answer inputs (screen: image preprocessing)", "answer_inputs"),
     ("answer embeddings (screen: vision encoder)", "answer_encode"),
     ("answer prefill", "answer_prefill"),
+    ("answer's first token, from the transcription call", "first_token"),
 )
 ANSWERED = ("3 s question", "follow-up (1 turn of history)", "6 s question", "screen question (1920x1080)")
 ALONE, AFTER = "3 s question", "3 s question right after the remark"
@@ -412,8 +471,33 @@ def render(run: dict[str, Any]) -> str:
         seen = [r["memory_after_session"] for r in versions_[label] if "memory_after_session" in r]
         cells = [fmt(median([m.get(key) for m in seen if m.get(key) is not None])) for key in MEMORY_KEYS]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += limits(run)
     lines += ["", targets(versions_) if CURRENT in versions_ else ""]
     return "\n".join(lines) + "\n"
+
+
+def limits(run: dict[str, Any]) -> list[str]:
+    """What the memory cgroups of the versions run in did, and the start in one too small."""
+    lines = []
+    limited = {label: [r["cgroup"] for r in rows if "cgroup" in r] for label, rows in run["versions"].items()}
+    limited = {label: seen for label, seen in limited.items() if seen}
+    if limited:
+        lines += ["", "### In a memory cgroup (per session; the peak includes page cache)", ""]
+        lines += ["| version | sessions | peak charged, GiB (max) | times the limit was reached (max) | OOM kills |"]
+        lines += ["|---|---|---|---|---|"]
+        for label, seen in limited.items():
+            peak = max(g.get("peak_bytes", 0) for g in seen) / 2**30
+            reached = max(g.get("limit_reached", 0) for g in seen)
+            kills = sum(g.get("oom_kills", 0) for g in seen)
+            lines.append(f"| {label} | {len(seen)} | {peak:.2f} | {reached} | {kills} |")
+    refused = run.get("refused")
+    if refused:
+        lines += [
+            "",
+            f"Started in a {refused['limit_gib']} GiB cgroup, the service exited with code {refused['exit_code']} "
+            f"after {refused['seconds']:.1f} s, in {refused['stderr_lines']} line(s): `{refused['last_line']}`",
+        ]
+    return lines
 
 
 def targets(versions_: dict[str, list[dict[str, Any]]]) -> str:
@@ -478,6 +562,24 @@ def main() -> int:
         "--baseline", action="append", default=[], metavar="REF[:SESSIONS]", help="earlier code to compare"
     )
     parser.add_argument("--sessions", nargs="*", default=[s.name for s in SESSIONS], help="which sessions to run")
+    parser.add_argument(
+        "--baseline-models",
+        metavar="AUDIO_DIR,VL_DIR",
+        help="the folders the baselines run on (converted by their code; default: the scripted ones)",
+    )
+    parser.add_argument(
+        "--other-models",
+        action="append",
+        default=[],
+        metavar="LABEL=AUDIO_DIR,VL_DIR",
+        help="also run this checkout on these model folders (e.g. an earlier conversion), alternated",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        type=float,
+        metavar="GIB",
+        help="also run this checkout in a memory cgroup of GIB, alternated, and start it once in one of half that",
+    )
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the raw numbers to FILE")
     parser.add_argument("--render", type=Path, metavar="FILE", help="only print the tables of an earlier --json")
@@ -501,12 +603,19 @@ def main() -> int:
     chosen = [s for s in SESSIONS if s.name in args.sessions]
     began = time.monotonic()
     with (
-        versions(args.baseline, work) as runs,
+        versions(args.baseline, work, model_folders(args.baseline_models) if args.baseline_models else None) as runs,
         pulse_virtual_mic(speaker="speaker") as pulse,
         silence_into(pulse),
         xvfb(1920, 1080) as display,
     ):
         env = headless_env(work / "home", **pulse.env(), DISPLAY=display)
+        runs += [other_models(given) for given in args.other_models]
+        refused = None
+        if args.memory_limit:
+            limit = int(args.memory_limit * 2**30)
+            runs.append(Version(f"this checkout in {args.memory_limit:g} GiB", ROOT, memory_limit=limit))
+            refused = refused_at_start(env, work, models, limit // 2, args.timeout)
+            progress(f"in {limit / 2**31:.1f} GiB: {refused}")
         for repeat in range(args.repeats):
             for session in chosen:
                 for version in runs if repeat % 2 == 0 else runs[::-1]:  # A B, B A: drift hits both alike
@@ -520,6 +629,7 @@ def main() -> int:
             "models": models,
             "speech_seconds": {k: round(v[1], 2) for k, v in wavs.items()},
             "versions": {v.label: v.results for v in runs},
+            "refused": refused,
             "total_s": round(time.monotonic() - began, 1),
         }
     print(render(run))

@@ -154,15 +154,25 @@ def write_config(path: Path, audio_dir: Path, vl_dir: Path, cache_dir: Path) -> 
 class Service:
     """`assistant run --no-tray --events FILE` in the background; its events read as they come."""
 
-    def __init__(self, config: Path, env: dict[str, str], events: Path, log: Path, cwd: Path | None = None):
+    def __init__(
+        self,
+        config: Path,
+        env: dict[str, str],
+        events: Path,
+        log: Path,
+        cwd: Path | None = None,
+        wrap: Callable[[list[str]], list[str]] | None = None,  # e.g. a memory cgroup's: start it inside
+    ):
         self.events_path = events
         self.events: list[dict] = []
         self._offset = 0
         events.unlink(missing_ok=True)
         self._log = log.open("w", encoding="utf-8")
         self.started = time.monotonic()
+        command = [sys.executable, "-m", "assistant", "run", "--config", str(config), "--no-tray"]
+        command += ["--events", str(events)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "assistant", "run", "--config", str(config), "--no-tray", "--events", str(events)],
+            wrap(command) if wrap else command,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=self._log,
@@ -218,8 +228,15 @@ class Service:
 
 
 @contextlib.contextmanager
-def running(config: Path, env: dict[str, str], work: Path, name: str, cwd: Path | None = None) -> Iterator[Service]:
-    service = Service(config, env, work / f"{name}.events.jsonl", work / f"{name}.log", cwd=cwd)
+def running(
+    config: Path,
+    env: dict[str, str],
+    work: Path,
+    name: str,
+    cwd: Path | None = None,
+    wrap: Callable[[list[str]], list[str]] | None = None,
+) -> Iterator[Service]:
+    service = Service(config, env, work / f"{name}.events.jsonl", work / f"{name}.log", cwd=cwd, wrap=wrap)
     try:
         yield service
     finally:

@@ -293,6 +293,19 @@ class MemoryCgroup:
         """`command` started inside the cgroup (the shell joins it, then becomes the command)."""
         return ["sh", "-c", f'echo $$ > "{self.procs_file}" && exec "$@"', "sh", *command]
 
+    def figures(self) -> dict[str, int]:
+        """What the limit did: the peak charged to the cgroup (page cache included), how often the limit
+        was reached (the kernel then reclaims), and OOM kills; only the ones this kernel reports."""
+        folder, out = self.procs_file.parent, {}
+        for key, name in (("peak_bytes", "memory.max_usage_in_bytes"), ("limit_reached", "memory.failcnt")):
+            with contextlib.suppress(OSError, ValueError):
+                out[key] = int((folder / name).read_text())
+        with contextlib.suppress(OSError, ValueError):
+            for line in (folder / "memory.oom_control").read_text().splitlines():
+                if line.startswith("oom_kill "):
+                    out["oom_kills"] = int(line.split()[1])
+        return out
+
 
 @contextlib.contextmanager
 def memory_cgroup(limit_bytes: int) -> Iterator[MemoryCgroup]:
