@@ -128,15 +128,18 @@ def group_of(path: str, named: dict[str, list[Path]]) -> str:
 
 
 def kv_bytes(model, positions: int) -> int:
-    """What `positions` positions of the language model's KV cache take: `memory_needs.kv_cache_bytes`, whose
-    u8 precision is checked on the compiled model (worked out, not read: reading the state tensors would
-    allocate an f32 copy of them)."""
+    """What `positions` positions of the language model's KV cache take: `memory_needs.kv_cache_bytes` in the
+    precision the compiled model reports, checked against the one memory_needs.py assumes (worked out, not
+    read: reading the state tensors would allocate an f32 copy of them)."""
     from assistant.models.memory_needs import kv_cache_bytes
+    from assistant.models.runtime import KV_CACHE_PRECISIONS
 
     precision = model._compiled["language_model"].get_property("KV_CACHE_PRECISION").get_type_name()
-    if precision != "u8":
-        raise SystemExit(f"the KV cache is {precision}, not the u8 memory_needs.py works out")
-    return kv_cache_bytes(model.config, positions)
+    if precision != KV_CACHE_PRECISIONS[model.kind]:
+        raise SystemExit(
+            f"the KV cache is {precision}, not the {KV_CACHE_PRECISIONS[model.kind]} memory_needs.py works out"
+        )
+    return kv_cache_bytes(model.config, positions, precision)
 
 
 def measure(kinds: tuple[str, ...], folders: dict[str, Path], cache: Path) -> dict[str, Any]:

@@ -15,7 +15,13 @@ import numpy as np
 
 from .engine import GenerationRequest, GenerationStats, StatefulDecoder, run_generation
 from .manifest import ModelKind, read_manifest
-from .runtime import RuntimeOptions, language_model_config, merged_config, with_kv_cache_precision
+from .runtime import (
+    KV_CACHE_PRECISIONS,
+    RuntimeOptions,
+    language_model_config,
+    merged_config,
+    with_kv_cache_precision,
+)
 from .sampling import SamplingSettings
 
 log = logging.getLogger(__name__)
@@ -26,9 +32,6 @@ class OVModelBase:
 
     kind: ModelKind
     preprocessor_class: str  # the name in assistant.models.preprocess that prepares this model's inputs
-    # The smallest KV cache precision that keeps the tiny models' greedy tokens those of an f32 cache
-    # (tests/test_inference.py::test_the_kv_cache_precision_keeps_greedy_output_identical).
-    kv_cache_precision: str = "u8"
 
     def __init__(
         self,
@@ -48,7 +51,7 @@ class OVModelBase:
         self.ov_config = merged_config(device, ov_config, runtime)
         self.core = ov.Core()
         language_model = with_kv_cache_precision(
-            self._language_model_config(runtime) or self.ov_config, device, self.kv_cache_precision
+            self._language_model_config(runtime) or self.ov_config, device, KV_CACHE_PRECISIONS[self.kind]
         )
         # The manifest names every sub-model's file. One after another: compiling in worker threads (~25%
         # faster) left the service unable to notice a microphone that went away (test_desktop).

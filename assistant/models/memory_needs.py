@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .manifest import Manifest
 from .preprocess.audio import SAMPLE_RATE, audio_token_count
+from .runtime import KV_CACHE_PRECISIONS
 
 GIB = 1 << 30
 BASE_BYTES = int(0.35 * GIB)
@@ -40,14 +41,16 @@ class MemoryNeed:
         return sum(self.parts.values())
 
 
-def kv_cache_bytes(config: dict, positions: int) -> int:
-    """The u8 KV cache of `positions` positions of a language model with this config.json."""
+def kv_cache_bytes(config: dict, positions: int, precision: str = "u8") -> int:
+    """The KV cache of `positions` positions of a language model with this config.json, in the CPU plugin's
+    `precision` (u8 holds an f32 scale and zero point per position and head beside the bytes)."""
     text = config.get("text_config") or config
     heads = int(text.get("num_attention_heads") or 32)
     kv_heads = int(text.get("num_key_value_heads") or heads)
     head_dim = int(text.get("head_dim") or int(text.get("hidden_size") or 4096) // heads)
     layers = int(text.get("num_hidden_layers") or 32)
-    return 2 * layers * kv_heads * (head_dim + 8) * positions
+    per_head = head_dim + 8 if precision == "u8" else head_dim * (4 if precision == "f32" else 2)
+    return 2 * layers * kv_heads * per_head * positions
 
 
 def longest_prompt(kind: str, *, history_turns: int, max_new_tokens: int, max_pixels: int) -> int:
@@ -85,7 +88,9 @@ def model_need(
     return MemoryNeed(
         {
             f"{name} weights": weights,
-            f"{name} KV cache ({positions} positions)": kv_cache_bytes(config, positions),
+            f"{name} KV cache ({positions} positions)": kv_cache_bytes(
+                config, positions, KV_CACHE_PRECISIONS[manifest.kind]
+            ),
             f"{name} working memory": working,
         }
     )

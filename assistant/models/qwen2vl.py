@@ -23,7 +23,6 @@ IMAGE, VIDEO = 1, 2  # mm_token_type_ids values
 class OVQwen2VLModel(OVModelBase):
     kind = "qwen2-vl"
     preprocessor_class = "Qwen2VLPreprocessor"
-    kv_cache_precision = "bf16"  # u8 (and f16) changed tiny Qwen2-VL's greedy tokens; ~40 MB at the longest prompt
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
