@@ -427,3 +427,29 @@ def test_the_kv_cache_precision_keeps_greedy_output_identical(vl_f32, audio_f32,
         ]
         said[name] = (answer, again[0].tolist(), [seen[0].tolist() for seen in images])
     assert said["own"] == said["f32"]
+
+
+def test_a_prompt_longer_than_the_prefill_chunk_runs_in_chunks_with_the_same_tokens(
+    ov_audio, ov_vl, audio_torch, vl_torch, question, monkeypatch
+):
+    from assistant.models import engine
+
+    audio_prompt = audio_inputs(audio_torch[1], [{"type": "audio", "audio": question}])
+    image_prompt = vl_inputs(vl_torch[1], VL_CASES["two images"])
+    whole = []
+    for model, prompt in ((ov_audio, audio_prompt), (ov_vl, image_prompt)):
+        model.reset()
+        whole.append(model.generate(**prompt, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist())
+    monkeypatch.setattr(engine, "PREFILL_CHUNK", 7)
+    runs = []
+    for model in (ov_audio, ov_vl):
+        original = model.decoder.request.infer
+        monkeypatch.setattr(model.decoder.request, "infer", lambda inputs, o=original: runs.append(inputs) or o(inputs))
+    chunked = []
+    for model, prompt in ((ov_audio, audio_prompt), (ov_vl, image_prompt)):
+        model.reset()
+        chunked.append(model.generate(**prompt, max_new_tokens=NEW_TOKENS, do_sample=False)[0].tolist())
+    assert chunked == whole
+    assert max(r["inputs_embeds"].shape[1] for r in runs) == 7
+    prefills = [r for r in runs if r["inputs_embeds"].shape[1] > 1]
+    assert len(prefills) >= (audio_prompt["input_ids"].shape[1] + image_prompt["input_ids"].shape[1]) // 7 - 2

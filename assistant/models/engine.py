@@ -84,6 +84,10 @@ HOLE_LIMIT = 1024
 # voice answer's prompt (9 tokens after its transcript's 38 hidden ones) keeps them, saving the copy of the
 # 7B's state (0.3-0.9 s); a transcription or screenshot prompt does not.
 COMPACT_PROMPT = 16
+# The most positions one inference runs: the CPU plugin keeps the activation buffers of the largest input
+# it has seen for the life of the request, and they grow with the positions; a conversation whose oldest
+# turn was dropped runs its whole history again (~4000 positions). A 30 s clip's prompt (~790) stays one run.
+PREFILL_CHUNK = 1024
 
 
 class StatefulDecoder:
@@ -140,15 +144,17 @@ class StatefulDecoder:
         """Run `embeds` (positions with `keys`) after the cached ones; return the last position's logits."""
         if self.holes and embeds.shape[1] > COMPACT_PROMPT:
             self.compact()
-        self._live.extend([True] * embeds.shape[1])
-        self.request.infer(
-            {
-                "inputs_embeds": embeds,
-                "attention_mask": np.asarray(self._live, np.int64).reshape(1, -1),
-                "position_ids": position_ids,
-                "beam_idx": self._batch,
-            }
-        )
+        for start in range(0, embeds.shape[1], PREFILL_CHUNK):
+            end = min(start + PREFILL_CHUNK, embeds.shape[1])
+            self._live.extend([True] * (end - start))
+            self.request.infer(
+                {
+                    "inputs_embeds": embeds[:, start:end],
+                    "attention_mask": np.asarray(self._live, np.int64).reshape(1, -1),
+                    "position_ids": position_ids[..., start:end],  # [1, n], or [3, 1, n] for M-RoPE
+                    "beam_idx": self._batch,
+                }
+            )
         self.cached_keys.extend(keys)
         return self.request.get_tensor("logits").data[0, -1]
 
