@@ -58,7 +58,7 @@ def way_out(settings: Settings, with_vl: bool, fp16_encoders: tuple[str, ...] = 
 def memory_fit(settings: Settings, with_vl: bool) -> MemoryFit | None:
     """The configured models' need and this machine's room, None when it cannot be told (a device other than
     the CPU holds the weights; a folder without a manifest: its own error comes first)."""
-    from .daemon.conversation import HISTORY_TURNS
+    from .daemon.conversation import HISTORY_AUDIO_S, HISTORY_TURNS
     from .models.manifest import InvalidModelFolder, read_manifest
     from .system_memory import available_memory, memory_limit
 
@@ -77,6 +77,7 @@ def memory_fit(settings: Settings, with_vl: bool) -> MemoryFit | None:
                 manifest,
                 widens_f16=widens,
                 history_turns=HISTORY_TURNS,
+                history_audio_s=HISTORY_AUDIO_S,
                 max_new_tokens=settings.generation.max_new_tokens,
                 max_pixels=settings.screen.max_pixels,
             )

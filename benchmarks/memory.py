@@ -16,16 +16,16 @@ run` finds it after its first start. Step by step, it snapshots its own `/proc/s
 6. `requests`: the service's usual prompts, timed (a 3 s question's transcription; the screenshot
    question), after one run of each;
 7. `longest prompt`: for the audio model a 10 s utterance after a turn of 10 s of history (the KV cache
-   grows by the same bytes a position: the service's longest, 4 turns of 30 s, is extrapolated from it);
-   the VL model's longest is the screenshot question;
+   grows by the same bytes a position: the service's longest, 4 turns holding 60 s of speech, is worked
+   out from it); the VL model's longest is the screenshot question;
 8. `released`: the mapped weights files dropped from the process (`release_mapped_weights`);
 9. `requests after release`: the same prompts again, timed (do the pages come back? does it cost time?);
 10. `reset`: the conversation forgotten, as between requests.
 
 Each snapshot splits RSS and PSS into anonymous memory, the model folders' files (IR `.bin`, mmapped),
-the compiled-model cache's blobs (mmapped) and other files (libraries). The KV cache's own size is read
-off the state tensors. Variants (`--variant`) change one thing, so its effect is measured side by side in
-one run: see VARIANTS.
+the compiled-model cache's blobs (mmapped) and other files (libraries). The KV cache's own size is worked
+out from its precision and positions (reading the state tensors would allocate an f32 copy). Variants
+(`--variant`) change one thing, so its effect is measured side by side in one run: see VARIANTS.
 """
 
 from __future__ import annotations
@@ -250,12 +250,13 @@ def measure(kinds: tuple[str, ...], folders: dict[str, Path], cache: Path) -> di
 
 def service_longest_audio_positions(settings) -> int:
     """Prompt positions of the longest transcription the service sends (`memory_needs.longest_prompt`)."""
-    from assistant.daemon.conversation import HISTORY_TURNS
+    from assistant.daemon.conversation import HISTORY_AUDIO_S, HISTORY_TURNS
     from assistant.models.memory_needs import longest_prompt
 
     return longest_prompt(
         "qwen2-audio",
         history_turns=HISTORY_TURNS,
+        history_audio_s=HISTORY_AUDIO_S,
         max_new_tokens=settings.generation.max_new_tokens,
         max_pixels=settings.screen.max_pixels,
     )
@@ -375,7 +376,7 @@ def breakdown(result: dict[str, Any]) -> list[tuple[str, float | None]]:
         ("anonymous memory still held after reset", anon("reset")),
         (
             f"KV cache at the service's longest audio prompt ({result['service_longest_positions'].get('audio')} "
-            "positions: 4 turns of 30 s history and answers + a 30 s clip), worked out",
+            "positions: 4 turns of history holding 60 s of speech, their answers, a 30 s clip), worked out",
             result["kv_at_service_longest"].get("audio"),
         ),
     ]

@@ -16,6 +16,9 @@ import numpy as np
 from ..models.transcript import ASR_PROMPT, CLIP_SECONDS, SAMPLE_RATE
 
 HISTORY_TURNS = 4
+# At most this much speech is kept for follow-ups: four 30 s monologues would hold ~3200 positions of the
+# 7B's KV cache (0.85 GiB of it) and be run again in full once the oldest turn is dropped.
+HISTORY_AUDIO_S = 60
 
 
 @dataclass
@@ -23,6 +26,7 @@ class Conversation:
     """Voice-chat turns kept for follow-up questions: the clips and the answers to them."""
 
     max_turns: int = HISTORY_TURNS
+    max_audio_s: float = HISTORY_AUDIO_S
     clips: list[np.ndarray] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)
 
@@ -33,9 +37,14 @@ class Conversation:
         return self._inputs(pre, clip, None)
 
     def remember(self, clip: np.ndarray, answer: str) -> None:
+        """Keep this turn; forget the oldest ones beyond `max_turns` or `max_audio_s` of speech (the latest
+        turn is always kept)."""
         self.clips.append(_one_clip(clip))
         self.answers.append(answer)
-        del self.clips[: -self.max_turns], self.answers[: -self.max_turns]
+        keep = min(self.max_turns, len(self.clips))
+        while keep > 1 and sum(len(c) for c in self.clips[-keep:]) > self.max_audio_s * SAMPLE_RATE:
+            keep -= 1
+        del self.clips[:-keep], self.answers[:-keep]
 
     def forget(self) -> None:
         self.clips.clear()
