@@ -1,7 +1,7 @@
 """Conversion benchmark on the full-size Qwen2-VL-2B architecture (random weights, real config).
 
 Measures, in one run on this machine:
-1. `assistant convert vl` with the defaults (INT4 asym, group 128, ratio 1.0; FP16 encoders):
+1. `assistant convert vl` with the defaults (INT4 asym, group 128, ratio 1.0; INT8 encoders):
    wall time and peak memory (PSS) of the whole process tree (the command and its export
    child), sampled every 20 ms;
 2. the encoder weight precision trade-off: the vision encoder (patch embedding + merger) of
@@ -159,7 +159,7 @@ def main() -> None:
     print("## Conversion of the full-size Qwen2-VL-2B architecture\n")
     print(f"- machine: {os.cpu_count()} CPUs, {psutil.virtual_memory().total / GIB:.1f} GiB RAM")
     print(
-        f"- `assistant convert vl` (INT4 asym g128 r1.0, FP16 encoders): **{seconds:.0f} s**, "
+        f"- `assistant convert vl` (INT4 asym g128 r1.0, INT8 encoders): **{seconds:.0f} s**, "
         f"peak memory of the process tree (PSS, sampled every 20 ms) **{peak / GIB:.2f} GiB**"
     )
     sizes = {p.name: p.stat().st_size for p in (work / "vl-default").glob("*.bin")}
