@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mmap
+import os
 import re
 from pathlib import Path
 
@@ -51,3 +52,44 @@ def test_released_pages_leave_the_resident_set_and_read_back_the_same(tmp_path):
         assert resident_kib(path) < 1 << 10
         assert np.array_equal(view, weights)  # faulted back in, unchanged
         del view
+
+
+def filesystem_of(path: Path) -> str:
+    """The type of the filesystem `path` is on (the longest mount point above it)."""
+    mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    above = [(point, kind) for point, kind in mounts if path.resolve().is_relative_to(point)]
+    return max(above, key=lambda m: len(m[0]))[1]
+
+
+def cached_fraction(path: Path) -> float:
+    """Share of a file's pages in the page cache (mincore on a fresh private mapping)."""
+    import ctypes
+
+    size = path.stat().st_size
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) as mapped:
+        address = ctypes.addressof(ctypes.c_char.from_buffer(mapped))
+        vector = (ctypes.c_ubyte * pages)()
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+        assert libc.mincore(ctypes.c_void_p(address), ctypes.c_size_t(size), vector) == 0
+        return sum(v & 1 for v in vector) / pages
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="Linux /proc")
+def test_released_files_leave_the_page_cache_too(tmp_path):
+    """In a memory cgroup the page cache is charged to the service: the released files' pages go."""
+    if filesystem_of(tmp_path) == "tmpfs":
+        pytest.skip("tmp is a tmpfs: its pages are the files")
+    weights = np.random.default_rng(1).integers(0, 255, 16 << 20, dtype=np.uint8)
+    path = tmp_path / "weights.blob"
+    with path.open("wb") as out:
+        weights.tofile(out)
+        out.flush()
+        os.fsync(out.fileno())  # clean pages, as a model file's are: dirty ones cannot be dropped
+    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        assert int(np.frombuffer(mapped, dtype=np.uint8).sum()) == int(weights.sum())
+        assert cached_fraction(path) > 0.9
+        release_mapped_weights([tmp_path])
+        assert cached_fraction(path) < 0.1
+        assert np.array_equal(np.frombuffer(mapped, dtype=np.uint8), weights)  # read again from the disk

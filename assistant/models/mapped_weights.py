@@ -5,15 +5,19 @@ and the CPU plugin copies what it computes with into memory of its own as it com
 sub-model. After the warm-up the mapped pages are a second copy of the weights, counted in the RSS that
 `top` shows next to the assistant (5.4 GiB of its 13.7 with both full-size models; 10.4 of 22 on a CPU
 without bf16, where the encoders' f16 weights are widened to f32). `release_mapped_weights` drops those
-pages from the process with madvise(MADV_DONTNEED): on a read-only mapping nothing is lost, the kernel keeps
-them as page cache (reclaimable, not the process's), and a later read faults them back in.
+pages from the process with madvise(MADV_DONTNEED): on a read-only mapping nothing is lost, and a later
+read faults them back in. Then it drops the files' pages from the page cache too (posix_fadvise
+DONTNEED): in a memory cgroup (a systemd slice, a container) they are charged to the service, and at the
+limit every allocation of the service reclaimed them first, which made answers 15-50% slower in 9 GiB.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,5 +75,19 @@ def release_mapped_weights(folders: Iterable[Path]) -> int:
             released += m.size
         else:
             log.debug("madvise(%s) failed: errno %d", m.path, ctypes.get_errno())
+    for path in sorted({m.path for m in mappings}):
+        drop_from_page_cache(path)
     log.info("released %.1f GiB of mapped weights files from memory", released / (1 << 30))
     return released
+
+
+def drop_from_page_cache(path: str) -> None:
+    """Ask the kernel to drop a file's clean cached pages (those no process maps); best effort."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
