@@ -16,7 +16,7 @@ import numpy as np
 
 from .config import Settings
 from .errors import UsageError
-from .models.transcript import audio_prompt, split_clips
+from .models.transcript import SAMPLE_RATE, audio_prompt, split_clips
 from .routing import RequestShape, Route, choose_route
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,40 @@ class Stopwatch:
         return _Stage()
 
 
+# The longest recording `ask` takes: ten 30 s clips in one question. Each second is 25 prompt positions of
+# Qwen2-Audio-7B, whose KV cache holds 0.27 MiB a position: 5 minutes is ~2 GiB of it, and minutes of
+# prompt on a laptop's CPU. Longer recordings are refused before they are loaded, in one line.
+MAX_AUDIO_S = 300
+
+
+def check_length(path: Path, seconds: float) -> None:
+    if seconds > MAX_AUDIO_S:
+        raise UsageError(
+            f"{path} is {seconds / 60:.1f} minutes long; ask takes at most {MAX_AUDIO_S // 60} minutes of audio "
+            "(split the recording, or cut the part the question is about)"
+        )
+
+
+def recorded_seconds(path: Path) -> float | None:
+    """The length a sound file's header gives (None when libsndfile cannot read it: FFmpeg formats)."""
+    import soundfile
+
+    try:
+        info = soundfile.info(str(path))
+    except (RuntimeError, OSError, ValueError):
+        return None
+    return info.frames / info.samplerate if info.samplerate else None
+
+
 def check_audible(audio: np.ndarray, path: Path) -> None:
     if audio.size == 0:
         raise UsageError(f"{path} holds no audio; record the question again")
+    from .models.preprocess.audio import audio_token_count
+
+    if audio_token_count(audio.size) == 0:
+        raise UsageError(
+            f"{path} is {audio.size / SAMPLE_RATE:.2f} s long, too short to hear; record the question again"
+        )
     if float(np.max(np.abs(audio))) < 1e-3:
         raise UsageError(f"{path} is silent; check the microphone level and record again")
 
@@ -101,8 +132,12 @@ def run_ask(request: AskRequest, settings: Settings, on_text: Callable[[str], No
 
     audio = None
     if request.audio is not None:
+        header_s = recorded_seconds(request.audio) if request.audio.is_file() else None
+        if header_s is not None:
+            check_length(request.audio, header_s)
         with watch.stage("load_audio"):
             audio = preprocess.load_audio(request.audio)
+        check_length(request.audio, audio.size / SAMPLE_RATE)
         check_audible(audio, request.audio)
     with watch.stage("load_images"):
         images = [preprocess.load_image(path) for path in request.images]

@@ -305,3 +305,64 @@ def test_ask_without_sampling_flags_answers_as_the_folder_says(setup, vl_f32, tm
         assert result.returncode == 0, result.stderr
         texts.append(json.loads(result.stdout)["text"])
     assert texts[0] == texts[1] == texts[2], texts
+
+
+def hostile_wavs(folder, question: np.ndarray) -> None:
+    """The README's table of hostile sound files, written from the spoken question."""
+    import struct
+
+    import librosa
+
+    def at(rate: int) -> np.ndarray:
+        return question if rate == SAMPLE_RATE else librosa.resample(question, orig_sr=SAMPLE_RATE, target_sr=rate)
+
+    loud = int(np.argmax(np.abs(question)))
+    soundfile.write(folder / "short.wav", question[loud : loud + SAMPLE_RATE // 100], SAMPLE_RATE)  # 0.01 s
+    soundfile.write(folder / "pcm8.wav", question, SAMPLE_RATE, subtype="PCM_U8")
+    soundfile.write(folder / "pcm24.wav", question, SAMPLE_RATE, subtype="PCM_24")
+    soundfile.write(folder / "float64.wav", question.astype(np.float64), SAMPLE_RATE, subtype="DOUBLE")
+    soundfile.write(folder / "six-channels.wav", np.stack([at(48000)] * 6, axis=1), 48000)
+    soundfile.write(folder / "192k.wav", at(192000), 192000, subtype="PCM_24")
+    soundfile.write(folder / "ten-minutes.wav", np.tile(question, 600 * SAMPLE_RATE // len(question) + 1), SAMPLE_RATE)
+    whole = (folder / "pcm24.wav").read_bytes()
+    data = whole.index(b"data")
+    lying = bytearray(whole)
+    lying[data + 4 : data + 8] = struct.pack("<I", 0x7FFFFFF0)  # a data chunk far longer than the file
+    (folder / "lying-header.wav").write_bytes(bytes(lying))
+    (folder / "truncated.wav").write_bytes(whole[: data + 8 + 3 * (len(question) // 2) + 1])  # mid-sample
+
+
+# What each hostile file does (the README's troubleshooting table): "answered" or the one-line error.
+HOSTILE_WAVS = {
+    "short.wav": "too short to hear",  # 0.01 s: less than one audio token (0.03 s)
+    "pcm8.wav": "answered",
+    "pcm24.wav": "answered",
+    "float64.wav": "answered",
+    "six-channels.wav": "answered",  # 48 kHz, 6 channels: averaged to mono and resampled
+    "192k.wav": "answered",
+    "ten-minutes.wav": "ask takes at most 5 minutes of audio",
+    "lying-header.wav": "answered",  # the samples that are there
+    "truncated.wav": "answered",  # cut mid-sample: the whole samples before it
+}
+
+
+@pytest.fixture(scope="module")
+def hostile(setup, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hostile-wavs")
+    hostile_wavs(folder, soundfile.read(setup["files"] / "question.wav", dtype="float32")[0])
+    return folder
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_WAVS))
+def test_hostile_sound_files_are_answered_or_refused_in_one_line(setup, hostile, name):
+    result = ask(setup, "--json", "--greedy", "--audio", str(hostile / name))
+    expected = HOSTILE_WAVS[name]
+    assert "Traceback" not in result.stderr, result.stderr
+    if expected == "answered":
+        assert result.returncode == 0, result.stderr
+        out = json.loads(result.stdout)
+        assert out["route"] == "voice" and out["new_tokens"] >= 1
+    else:
+        assert result.returncode == 2, result.stdout + result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0] and name in lines[0], result.stderr

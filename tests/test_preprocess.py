@@ -865,3 +865,11 @@ def test_the_ask_path_imports_neither_torch_nor_transformers(tmp_path, tiny_qwen
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_a_tail_too_short_for_one_audio_token_is_not_a_clip_of_its_own():
+    from assistant.models.transcript import split_clips
+
+    assert [len(c) for c in split_clips(np.zeros(60 * 16000 + 160))] == [480000, 480000]  # 0.01 s tail dropped
+    assert [len(c) for c in split_clips(np.zeros(60 * 16000 + 480))] == [480000, 480000, 480]  # one token: kept
+    assert [len(c) for c in split_clips(np.zeros(160))] == [160]  # alone, it is the caller's to refuse

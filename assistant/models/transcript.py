@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .preprocess.audio import audio_token_count
+
 SAMPLE_RATE = 16000
 CLIP_SECONDS = 30
 ASR_PROMPT = "Detect the language and recognize the speech:"
@@ -41,7 +43,10 @@ def transcript_token_budget(seconds: float) -> int:
 def split_clips(audio: np.ndarray, seconds: int = CLIP_SECONDS) -> list[np.ndarray]:
     """Audio longer than one clip becomes consecutive clips, so nothing is cut off."""
     size = seconds * SAMPLE_RATE
-    return [audio[i : i + size] for i in range(0, max(len(audio), 1), size)]
+    clips = [audio[i : i + size] for i in range(0, max(len(audio), 1), size)]
+    if len(clips) > 1 and audio_token_count(len(clips[-1])) == 0:
+        clips.pop()  # a tail too short for one audio token (< 0.03 s): the model would hear nothing of it
+    return clips
 
 
 def audio_prompt(pre: Any, clips: list[np.ndarray], question: str | None) -> dict[str, np.ndarray]:
