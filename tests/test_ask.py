@@ -366,3 +366,71 @@ def test_hostile_sound_files_are_answered_or_refused_in_one_line(setup, hostile,
         assert result.returncode == 2, result.stdout + result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0] and name in lines[0], result.stderr
+
+
+def hostile_images(folder) -> None:
+    """The README's table of hostile pictures."""
+    import io
+    import struct
+    import zlib
+
+    rng = np.random.default_rng(3)
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(folder / "one-pixel.png")
+    Image.new("L", (20000, 20000), 40).save(folder / "20000x20000.png")
+    one = io.BytesIO()
+    Image.new("L", (1, 1)).save(one, "PNG")
+    header = bytearray(one.getvalue())  # a 1x1 PNG whose header says 100000x100000: a decompression bomb
+    header[16:24] = struct.pack(">II", 100_000, 100_000)
+    header[29:33] = struct.pack(">I", zlib.crc32(bytes(header[12:29])))
+    (folder / "bomb.png").write_bytes(bytes(header))
+    picture = rng.integers(0, 256, (84, 112, 3), dtype=np.uint8)
+    Image.fromarray(picture).convert("CMYK").save(folder / "cmyk.jpg")
+    Image.fromarray((rng.integers(0, 256, (84, 112)) * 257).astype(np.uint16)).save(folder / "16-bit.png")
+    frames = [Image.fromarray(np.roll(picture, i * 10, axis=1)) for i in range(3)]
+    frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    jpeg = io.BytesIO()
+    frames[0].save(jpeg, "JPEG")
+    (folder / "truncated.jpg").write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
+
+
+HOSTILE_IMAGES = {
+    "one-pixel.png": "answered",  # scaled up to the model's smallest picture
+    "20000x20000.png": "more pixels than are read safely",
+    "bomb.png": "more pixels than are read safely",  # refused from its header, nothing decoded
+    "cmyk.jpg": "answered",
+    "16-bit.png": "answered",  # scaled to 8 bits (Pillow's own conversion would turn it white)
+    "animated.gif": "answered",  # its first frame
+    "truncated.jpg": "is truncated",
+}
+
+
+@pytest.fixture(scope="module")
+def hostile_pictures(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hostile-images")
+    hostile_images(folder)
+    return folder
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_IMAGES))
+def test_hostile_pictures_are_answered_or_refused_in_one_line(setup, hostile_pictures, name):
+    result = ask(setup, "--json", "--greedy", "--image", str(hostile_pictures / name), "--text", "What is it?")
+    expected = HOSTILE_IMAGES[name]
+    assert "Traceback" not in result.stderr, result.stderr
+    if expected == "answered":
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["route"] == "image"
+    else:
+        assert result.returncode == 2, result.stdout + result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0] and name in lines[0], result.stderr
+
+
+def test_a_16_bit_picture_keeps_its_tones(tmp_path):
+    from assistant.models.preprocess import load_image
+    from assistant.models.preprocess.images import to_rgb_array
+
+    ramp = np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (4, 1))
+    path = tmp_path / "ramp.png"
+    Image.fromarray(ramp).save(path)
+    grey = to_rgb_array(load_image(path))[..., 0]
+    assert np.abs(grey[0].astype(int) - np.arange(256)).max() <= 1

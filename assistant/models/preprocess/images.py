@@ -146,10 +146,27 @@ def load_image(path: str | Path) -> Any:
             image = ImageOps.exif_transpose(opened)
     except UnidentifiedImageError:
         raise PreprocessError(f"{path} is not an image Pillow can read") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0) // 1_000_000  # Pillow refuses twice its warning size
+        raise PreprocessError(
+            f"{path} has more pixels than are read safely ({limit} million at most); scale it down first"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise PreprocessError(f"cannot read the image {path} ({reason})") from None
-    return image
+    return _as_8_bit(image)
+
+
+def _as_8_bit(image: Any) -> Any:
+    """A 16- or 32-bit grey image (a 16-bit PNG opens as "I;16" or "I") scaled to 8 bits: Pillow's own
+    conversion to RGB clips every value above 255, which turns such a picture white."""
+    from PIL import Image
+
+    if not image.mode.startswith("I"):
+        return image
+    pixels = np.asarray(image).astype(np.float64)
+    top = 65535.0 if pixels.max(initial=0) <= 65535 else float(pixels.max())
+    return Image.fromarray(np.round(np.clip(pixels, 0, None) / top * 255).astype(np.uint8), "L")
 
 
 def to_rgb_array(image: Any, convert_rgb: bool = True) -> np.ndarray:
