@@ -187,3 +187,34 @@ def test_open_config_creates_an_editable_file_of_commented_defaults(tmp_path, mo
     assert dataclasses.replace(load_settings(path), sources=()) == defaults  # every default, nothing else
     mine = write(tmp_path, "[tts]\nrate = 150\n")
     assert open_config.open_config(load_settings(mine)) == mine
+
+
+def wrong_values(default: object) -> list[str]:
+    """TOML values of another type than a key's default (an inline table is no key's type)."""
+    wrong = ["{ wrong = true }"]
+    if isinstance(default, bool):
+        wrong.append("1")
+    elif isinstance(default, (int, float)):
+        wrong.append('"many"')
+    elif isinstance(default, list):
+        wrong.append("true")
+    else:
+        wrong.append("[1, 2]")
+    return wrong
+
+
+EVERY_KEY = [
+    (section, key, value)
+    for section, keys in tomllib.loads(default_config_text()).items()
+    for key, value in keys.items()
+]
+
+
+@pytest.mark.parametrize(("section", "key", "default"), EVERY_KEY, ids=[f"{s}.{k}" for s, k, _ in EVERY_KEY])
+def test_every_key_given_the_wrong_type_is_one_line_naming_it(tmp_path, section, key, default):
+    for value in wrong_values(default):
+        path = write(tmp_path, f"[{section}]\n{key} = {value}\n")
+        with pytest.raises(ConfigError) as err:
+            load_settings(path)
+        message = str(err.value)
+        assert f"[{section}] {key}" in message and str(path) in message and "\n" not in message, (value, message)
